@@ -1,0 +1,48 @@
+"""Hooks: clients for external systems, configured by connections.
+
+Names are imported on first use, so ``import tradewind.hooks`` loads no driver::
+
+    from tradewind.hooks import SqliteHook, PostgresHook
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tradewind.hooks.base import BaseHook
+    from tradewind.hooks.postgres import PostgresHook
+    from tradewind.hooks.sql import DbApiHook, fetch_all_handler, fetch_one_handler
+    from tradewind.hooks.sqlite import SqliteHook
+
+__all__ = [
+    "BaseHook",
+    "DbApiHook",
+    "PostgresHook",
+    "SqliteHook",
+    "fetch_all_handler",
+    "fetch_one_handler",
+]
+
+_LAZY: dict[str, str] = {
+    "BaseHook": "tradewind.hooks.base",
+    "DbApiHook": "tradewind.hooks.sql",
+    "fetch_all_handler": "tradewind.hooks.sql",
+    "fetch_one_handler": "tradewind.hooks.sql",
+    "SqliteHook": "tradewind.hooks.sqlite",
+    "PostgresHook": "tradewind.hooks.postgres",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,67 @@
+"""Graph checks on a DAG: cycle detection (naming the tasks on the cycle) and topological order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tradewind.errors import DagDefinitionError, DagProblem
+
+if TYPE_CHECKING:
+    from tradewind.sdk.dag import DAG
+
+
+def find_cycle(dag: DAG) -> list[str] | None:
+    """Task ids on one cycle, in dependency order, or None when the graph is acyclic.
+
+    Iterative depth-first search, so a 10,000-task chain does not hit the recursion limit.
+    """
+    tasks = dag.task_dict
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(tasks, white)
+    for start in tasks:
+        if color[start] != white:
+            continue
+        path: list[str] = [start]
+        iters = [iter(sorted(tasks[start].downstream_task_ids))]
+        color[start] = grey
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                color[path.pop()] = black
+                iters.pop()
+                continue
+            if nxt not in color:
+                continue
+            if color[nxt] == grey:
+                return path[path.index(nxt) :]
+            if color[nxt] == white:
+                color[nxt] = grey
+                path.append(nxt)
+                iters.append(iter(sorted(tasks[nxt].downstream_task_ids)))
+    return None
+
+
+def topological_order(dag: DAG) -> list[str]:
+    """Task ids so that every task follows its upstream tasks; ties keep definition order."""
+    tasks = dag.task_dict
+    position = {tid: i for i, tid in enumerate(tasks)}
+    indegree = {tid: len(t.upstream_task_ids & tasks.keys()) for tid, t in tasks.items()}
+    import heapq
+
+    ready = [(position[t], t) for t, d in indegree.items() if d == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _, tid = heapq.heappop(ready)
+        order.append(tid)
+        for down in tasks[tid].downstream_task_ids:
+            if down in indegree:
+                indegree[down] -= 1
+                if indegree[down] == 0:
+                    heapq.heappush(ready, (position[down], down))
+    if len(order) != len(tasks):
+        cycle = find_cycle(dag) or []
+        raise DagDefinitionError(
+            dag.dag_id, [DagProblem("cycle", f"cycle between tasks: {' >> '.join([*cycle, *cycle[:1]])}")]
+        )
+    return order

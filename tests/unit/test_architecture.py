@@ -1,0 +1,106 @@
+"""The house rules of DESIGN.md, checked: layer imports point downwards, the public surface is
+pinned, and importing the authoring API loads no server code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import tradewind
+
+SRC = Path(tradewind.__file__).parent
+
+# layer -> layers it may import (besides itself). Mirrors the table in DESIGN.md.
+ALLOWED: dict[str, set[str]] = {
+    "state": set(),
+    "errors": set(),
+    "config": {"errors"},
+    "sdk": {"errors", "state"},
+    "operators": {"sdk", "errors", "state", "hooks"},
+    "sensors": {"sdk", "errors", "state", "hooks"},
+    "hooks": {"sdk", "errors"},
+    "timetables": {"sdk", "errors"},
+    "serialization": {"sdk", "timetables", "errors", "state"},
+    "dag_processing": {"sdk", "serialization", "timetables", "errors", "config", "db", "state"},
+    "runtime": {"sdk", "serialization", "errors", "state"},
+    "observability": {"config", "errors"},
+    "compat": {"sdk", "operators", "sensors", "hooks", "timetables", "errors", "state"},
+}
+# Layers that may import anything below them (the CLI is the top; the package root re-exports).
+UNRESTRICTED = {"cli", "__init__", "_version", "examples", "api", "ui", "scheduler", "executors", "db", "triggerer"}
+
+
+def _layer_of(module_path: Path) -> str:
+    rel = module_path.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py")
+
+
+def _imported_layers(tree: ast.AST) -> set[str]:
+    layers: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "tradewind" and len(parts) > 1:
+                layers.add(parts[1])
+    return layers
+
+
+def test_layers_import_only_downwards() -> None:
+    # given every module of the package
+    violations = []
+    for path in sorted(SRC.rglob("*.py")):
+        layer = _layer_of(path)
+        if layer in UNRESTRICTED:
+            continue
+        # when we read the layers it imports (at module level or inside functions)
+        imported = _imported_layers(ast.parse(path.read_text(), str(path)))
+        # expect each to be allowed for its layer
+        bad = imported - ALLOWED.get(layer, set()) - {layer, "_version"}
+        if bad:
+            violations.append(f"{path.relative_to(SRC)} ({layer}) imports {sorted(bad)}")
+    assert violations == []
+
+
+def test_public_exports_are_pinned() -> None:
+    assert tradewind.__all__ == [
+        "DAG", "Asset", "AssetAlias", "BaseOperator", "Connection", "Context", "Label", "Param",
+        "ParamsDict", "TaskGroup", "TriggerRule", "Variable", "WeightRule", "XComArg",
+        "__version__", "chain", "chain_linear", "cross_downstream", "dag", "get_current_context",
+        "setup", "task", "task_group", "teardown",
+    ]
+    for name in tradewind.__all__:
+        assert getattr(tradewind, name) is not None
+
+
+def test_operator_exports_are_pinned() -> None:
+    import tradewind.operators as ops
+
+    assert sorted(ops.__all__) == [
+        "BaseBranchOperator", "BashOperator", "BranchPythonOperator", "EmptyOperator",
+        "LatestOnlyOperator", "PythonOperator", "SQLExecuteQueryOperator", "ShortCircuitOperator",
+    ]
+    for name in ops.__all__:
+        assert isinstance(getattr(ops, name), type)
+
+
+def test_importing_the_authoring_api_loads_no_server_code() -> None:
+    # given a fresh interpreter
+    code = (
+        "import sys, json; import tradewind; "
+        "from tradewind import DAG, task, TaskGroup; "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    # when it imports the authoring API
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    # expect none of the heavy server libraries among the loaded modules
+    heavy = {"sqlalchemy", "fastapi", "celery", "uvicorn", "pydantic", "alembic", "starlette"}
+    assert not ({m.split(".")[0] for m in loaded} & heavy)
