@@ -168,7 +168,7 @@ def _allowed(text: str, *, secret: str | None = None) -> dict[str, Any]:
     extra: dict[str, Any] = {"allowed": text}
     if secret:
         extra["secret"] = secret
-    return {"json_schema_extra": extra}
+    return extra
 
 
 _POSITIVE = "an integer >= 1"
@@ -189,42 +189,47 @@ class _Section(BaseModel):
 class CoreSettings(_Section):
     """``[core]``: DAG discovery, defaults for tasks and DAGs, global limits."""
 
-    dags_folder: PathValue = Field(**_allowed(_PATH))
+    dags_folder: PathValue = Field(json_schema_extra=_allowed(_PATH))
     """Folder scanned for DAG files (default ``$TRADEWIND_HOME/dags``)."""
-    load_examples: Bool = Field(True, **_allowed(_BOOL))
+    load_examples: Bool = Field(True, json_schema_extra=_allowed(_BOOL))
     """Whether the bundled example DAGs are loaded."""
     default_timezone: Annotated[str, BeforeValidator(_parse_timezone)] = Field(
-        "UTC", **_allowed("an IANA time zone name such as UTC or Europe/Amsterdam")
+        "UTC", json_schema_extra=_allowed("an IANA time zone name such as UTC or Europe/Amsterdam")
     )
     """Time zone given to naive datetimes in DAG files."""
-    dag_file_processor_timeout: Int = Field(30, ge=1, **_allowed(f"{_POSITIVE} (seconds)"))
+    dag_file_processor_timeout: Int = Field(
+        30, ge=1, json_schema_extra=_allowed(f"{_POSITIVE} (seconds)")
+    )
     """Seconds one DAG file may take to import before it is reported as an import error."""
-    dag_discovery_safe_mode: Bool = Field(True, **_allowed(_BOOL))
+    dag_discovery_safe_mode: Bool = Field(True, json_schema_extra=_allowed(_BOOL))
     """Skip Python files that never mention "dag" (case-insensitive) without importing them."""
-    max_map_length: Int = Field(1024, ge=1, **_allowed(_POSITIVE))
+    max_map_length: Int = Field(1024, ge=1, json_schema_extra=_allowed(_POSITIVE))
     """Most mapped task instances one ``expand`` may create."""
-    parallelism: Int = Field(32, ge=1, **_allowed(_POSITIVE))
+    parallelism: Int = Field(32, ge=1, json_schema_extra=_allowed(_POSITIVE))
     """Most task instances running at once across the installation."""
-    xcom_max_size_bytes: Int = Field(1_048_576, ge=1, **_allowed(f"{_POSITIVE} (bytes)"))
+    xcom_max_size_bytes: Int = Field(
+        1_048_576, ge=1, json_schema_extra=_allowed(f"{_POSITIVE} (bytes)")
+    )
     """Largest serialized XCom value kept in the metadata database."""
     fernet_key: Annotated[str | None, BeforeValidator(_parse_fernet_key)] = Field(
         None,
-        **_allowed(
-            "empty, or one or more comma-separated Fernet keys "
-            "(32 bytes, url-safe base64-encoded)",
+        json_schema_extra=_allowed(
+            "empty, or one or more comma-separated Fernet keys (32 bytes, url-safe base64-encoded)",
             secret="value",
         ),
     )
     """Key(s) encrypting connection passwords and variables at rest; None stores them plain."""
-    default_task_retries: Int = Field(0, ge=0, **_allowed(_NON_NEGATIVE))
+    default_task_retries: Int = Field(0, ge=0, json_schema_extra=_allowed(_NON_NEGATIVE))
     """``retries`` of tasks that set none."""
-    default_task_retry_delay: Int = Field(300, ge=0, **_allowed(f"{_NON_NEGATIVE} (seconds)"))
+    default_task_retry_delay: Int = Field(
+        300, ge=0, json_schema_extra=_allowed(f"{_NON_NEGATIVE} (seconds)")
+    )
     """``retry_delay`` in seconds of tasks that set none."""
-    dag_run_conf_overrides_params: Bool = Field(True, **_allowed(_BOOL))
+    dag_run_conf_overrides_params: Bool = Field(True, json_schema_extra=_allowed(_BOOL))
     """Whether ``dag_run.conf`` values override ``params`` of the same name."""
-    max_active_tasks_per_dag: Int = Field(16, ge=1, **_allowed(_POSITIVE))
+    max_active_tasks_per_dag: Int = Field(16, ge=1, json_schema_extra=_allowed(_POSITIVE))
     """``max_active_tasks`` of DAGs that set none."""
-    max_active_runs_per_dag: Int = Field(16, ge=1, **_allowed(_POSITIVE))
+    max_active_runs_per_dag: Int = Field(16, ge=1, json_schema_extra=_allowed(_POSITIVE))
     """``max_active_runs`` of DAGs that set none."""
 
 
@@ -232,7 +237,7 @@ class DatabaseSettings(_Section):
     """``[database]``: the metadata database."""
 
     url: Annotated[str, BeforeValidator(_parse_database_url)] = Field(
-        **_allowed(
+        json_schema_extra=_allowed(
             "a SQLAlchemy URL for SQLite or PostgreSQL, "
             "e.g. sqlite:////path/to/tradewind.db or postgresql+psycopg://user:pw@host/db",
             secret="url_password",
@@ -244,19 +249,21 @@ class DatabaseSettings(_Section):
 class SchedulerSettings(_Section):
     """``[scheduler]``: DAG parsing and scheduling loop."""
 
-    parsing_processes: Int = Field(2, ge=1, **_allowed(_POSITIVE))
+    parsing_processes: Int = Field(2, ge=1, json_schema_extra=_allowed(_POSITIVE))
     """Worker processes that parse DAG files."""
-    min_file_process_interval: Int = Field(30, ge=0, **_allowed(f"{_NON_NEGATIVE} (seconds)"))
+    min_file_process_interval: Int = Field(
+        30, ge=0, json_schema_extra=_allowed(f"{_NON_NEGATIVE} (seconds)")
+    )
     """Seconds before an unchanged DAG file is parsed again."""
 
 
 class LoggingSettings(_Section):
     """``[logging]``: where task and component logs go, and how much is logged."""
 
-    base_log_folder: PathValue = Field(**_allowed(_PATH))
+    base_log_folder: PathValue = Field(json_schema_extra=_allowed(_PATH))
     """Folder for task logs (default ``$TRADEWIND_HOME/logs``)."""
     level: Annotated[str, BeforeValidator(_parse_log_level)] = Field(
-        "INFO", **_allowed(f"one of {', '.join(_LOG_LEVELS)}")
+        "INFO", json_schema_extra=_allowed(f"one of {', '.join(_LOG_LEVELS)}")
     )
     """Log level name; stored upper-case."""
 
@@ -264,11 +271,15 @@ class LoggingSettings(_Section):
 class ApiSettings(_Section):
     """``[api]``: the API and web UI server."""
 
-    host: Str = Field("127.0.0.1", min_length=1, **_allowed("a host name or IP address"))
+    host: Str = Field(
+        "127.0.0.1", min_length=1, json_schema_extra=_allowed("a host name or IP address")
+    )
     """Address the server binds to."""
-    port: Int = Field(8080, ge=1, le=65535, **_allowed("an integer between 1 and 65535"))
+    port: Int = Field(
+        8080, ge=1, le=65535, json_schema_extra=_allowed("an integer between 1 and 65535")
+    )
     """TCP port the server listens on."""
-    workers: Int = Field(1, ge=1, **_allowed(_POSITIVE))
+    workers: Int = Field(1, ge=1, json_schema_extra=_allowed(_POSITIVE))
     """Server worker processes."""
 
 
@@ -301,7 +312,7 @@ class Settings(BaseModel):
     api: ApiSettings
 
     def __init__(self, **data: Any) -> None:
-        home = Path(data.get("home") or default_home({})).expanduser()
+        home = Path(data.get("home") or default_home()).expanduser()
         data["home"] = home
         # Home-relative defaults are filled in here rather than as field defaults, so a
         # Settings built for another home never points into ~/tradewind.
@@ -453,7 +464,7 @@ def _to_config_error(
     first = exc.errors()[0]
     loc = [str(part) for part in first["loc"]]
     # A section model failing inside Settings reports loc (section, key, ...).
-    section, key = (loc + ["", ""])[:2]
+    section, key = [*loc, "", ""][:2]
     if section in _SECTIONS and key in _SECTIONS[section].model_fields:
         field = _SECTIONS[section].model_fields[key]
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}

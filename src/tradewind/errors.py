@@ -18,7 +18,9 @@
     ├── NotFound                        an unknown DAG, run or task id (also KeyError)
     ├── TaskSkipped                     raised by task code: mark this try skipped
     ├── TaskFailed                      raised by task code: fail this try without retrying
-    └── TaskTimeout                     execution_timeout elapsed
+    ├── TaskTimeout                     execution_timeout elapsed
+    ├── XComError                       an XCom value that cannot be stored (task, key)
+    └── CommandFailed                   a task's command exited non-zero (exit_code)
 
 Errors carry the ids they are about as attributes (``dag_id``, ``task_id``, ``key`` …) so
 callers (the CLI, the API's one error mapper) never parse messages.
@@ -134,7 +136,11 @@ class SerializationError(TradewindError):
         self.dag_id = dag_id
         self.task_id = task_id
         self.argument = argument
-        parts = [f"{k} {v!r}" for k, v in (("DAG", dag_id), ("task", task_id), ("argument", argument)) if v]
+        parts = [
+            f"{k} {v!r}"
+            for k, v in (("DAG", dag_id), ("task", task_id), ("argument", argument))
+            if v
+        ]
         where = f" ({', '.join(parts)})" if parts else ""
         super().__init__(f"{message}{where}")
 
@@ -188,3 +194,23 @@ class TaskFailed(TradewindError):
 
 class TaskTimeout(TradewindError):
     """A task ran longer than its ``execution_timeout``."""
+
+
+class XComError(TradewindError):
+    """An XCom value cannot be stored: not encodable as JSON, or larger than the size limit."""
+
+    def __init__(self, message: str, *, task_id: str | None = None, key: str | None = None):
+        self.task_id = task_id
+        self.key = key
+        parts = [f"{k} {v!r}" for k, v in (("task", task_id), ("key", key)) if v]
+        where = f" ({', '.join(parts)})" if parts else ""
+        super().__init__(f"{message}{where}")
+
+
+class CommandFailed(TradewindError):
+    """A command run by a task (``bash -c ...``) exited with a non-zero code."""
+
+    def __init__(self, message: str, *, exit_code: int, command: str | None = None) -> None:
+        self.exit_code = exit_code
+        self.command = command
+        super().__init__(message)

@@ -62,11 +62,25 @@ _CLEAR = {T.CREATED}
 
 #: Legal task-instance transitions: ``state -> states it may move to``.
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    T.CREATED: frozenset({T.SCHEDULED, T.SKIPPED, T.UPSTREAM_FAILED, T.REMOVED, T.SUCCESS, T.FAILED}),
-    T.SCHEDULED: frozenset({T.QUEUED, T.CREATED, T.SKIPPED, T.UPSTREAM_FAILED, T.REMOVED, T.FAILED}),
-    T.QUEUED: frozenset({T.RUNNING, T.SCHEDULED, T.FAILED, T.UP_FOR_RETRY, T.SUCCESS, T.SKIPPED, *_CLEAR}),
+    T.CREATED: frozenset(
+        {T.SCHEDULED, T.SKIPPED, T.UPSTREAM_FAILED, T.REMOVED, T.SUCCESS, T.FAILED}
+    ),
+    T.SCHEDULED: frozenset(
+        {T.QUEUED, T.CREATED, T.SKIPPED, T.UPSTREAM_FAILED, T.REMOVED, T.FAILED}
+    ),
+    T.QUEUED: frozenset(
+        {T.RUNNING, T.SCHEDULED, T.FAILED, T.UP_FOR_RETRY, T.SUCCESS, T.SKIPPED, *_CLEAR}
+    ),
     T.RUNNING: frozenset(
-        {T.SUCCESS, T.FAILED, T.SKIPPED, T.UP_FOR_RETRY, T.UP_FOR_RESCHEDULE, T.DEFERRED, T.RESTARTING}
+        {
+            T.SUCCESS,
+            T.FAILED,
+            T.SKIPPED,
+            T.UP_FOR_RETRY,
+            T.UP_FOR_RESCHEDULE,
+            T.DEFERRED,
+            T.RESTARTING,
+        }
     ),
     T.UP_FOR_RETRY: frozenset({T.SCHEDULED, T.FAILED, T.SKIPPED, *_CLEAR}),
     T.UP_FOR_RESCHEDULE: frozenset({T.SCHEDULED, T.FAILED, T.SKIPPED, *_CLEAR}),

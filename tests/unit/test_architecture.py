@@ -30,7 +30,18 @@ ALLOWED: dict[str, set[str]] = {
     "compat": {"sdk", "operators", "sensors", "hooks", "timetables", "errors", "state"},
 }
 # Layers that may import anything below them (the CLI is the top; the package root re-exports).
-UNRESTRICTED = {"cli", "__init__", "_version", "examples", "api", "ui", "scheduler", "executors", "db", "triggerer"}
+UNRESTRICTED = {
+    "cli",
+    "__init__",
+    "_version",
+    "examples",
+    "api",
+    "ui",
+    "scheduler",
+    "executors",
+    "db",
+    "triggerer",
+}
 
 
 def _layer_of(module_path: Path) -> str:
@@ -71,10 +82,30 @@ def test_layers_import_only_downwards() -> None:
 
 def test_public_exports_are_pinned() -> None:
     assert tradewind.__all__ == [
-        "DAG", "Asset", "AssetAlias", "BaseOperator", "Connection", "Context", "Label", "Param",
-        "ParamsDict", "TaskGroup", "TriggerRule", "Variable", "WeightRule", "XComArg",
-        "__version__", "chain", "chain_linear", "cross_downstream", "dag", "get_current_context",
-        "setup", "task", "task_group", "teardown",
+        "DAG",
+        "Asset",
+        "AssetAlias",
+        "BaseOperator",
+        "Connection",
+        "Context",
+        "Label",
+        "Param",
+        "ParamsDict",
+        "TaskGroup",
+        "TriggerRule",
+        "Variable",
+        "WeightRule",
+        "XComArg",
+        "__version__",
+        "chain",
+        "chain_linear",
+        "cross_downstream",
+        "dag",
+        "get_current_context",
+        "setup",
+        "task",
+        "task_group",
+        "teardown",
     ]
     for name in tradewind.__all__:
         assert getattr(tradewind, name) is not None
@@ -84,8 +115,14 @@ def test_operator_exports_are_pinned() -> None:
     import tradewind.operators as ops
 
     assert sorted(ops.__all__) == [
-        "BaseBranchOperator", "BashOperator", "BranchPythonOperator", "EmptyOperator",
-        "LatestOnlyOperator", "PythonOperator", "SQLExecuteQueryOperator", "ShortCircuitOperator",
+        "BaseBranchOperator",
+        "BashOperator",
+        "BranchPythonOperator",
+        "EmptyOperator",
+        "LatestOnlyOperator",
+        "PythonOperator",
+        "SQLExecuteQueryOperator",
+        "ShortCircuitOperator",
     ]
     for name in ops.__all__:
         assert isinstance(getattr(ops, name), type)

@@ -71,7 +71,7 @@ def test_settings_built_directly_use_that_home(tmp_path: Path) -> None:
 def test_settings_are_frozen(tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path, env={})
     with pytest.raises(Exception):
-        settings.api.port = 1  # type: ignore[misc]
+        settings.api.port = 1
     assert settings.api.port == 8080
 
 
@@ -128,8 +128,10 @@ def test_tilde_in_paths_is_expanded(monkeypatch, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("true", True), ("TRUE", True), ("1", True), ("Yes", True)]
-    + [("false", False), ("False", False), ("0", False), ("no", False), ("NO", False)],
+    [
+        *[("true", True), ("TRUE", True), ("1", True), ("Yes", True)],
+        *[("false", False), ("False", False), ("0", False), ("no", False), ("NO", False)],
+    ],
 )
 def test_boolean_environment_values(tmp_path: Path, raw: str, expected: bool) -> None:
     settings = load_settings(home=tmp_path, env={"TRADEWIND__CORE__LOAD_EXAMPLES": raw})
@@ -179,13 +181,33 @@ ENV_ERRORS = [
     ("TRADEWIND__CORE__MAX_ACTIVE_TASKS_PER_DAG", "0", "core.max_active_tasks_per_dag", ">= 1"),
     ("TRADEWIND__CORE__MAX_ACTIVE_RUNS_PER_DAG", "x", "core.max_active_runs_per_dag", ">= 1"),
     ("TRADEWIND__SCHEDULER__PARSING_PROCESSES", "0", "scheduler.parsing_processes", ">= 1"),
-    ("TRADEWIND__SCHEDULER__MIN_FILE_PROCESS_INTERVAL", "-5", "scheduler.min_file_process_interval", ">= 0"),
+    (
+        "TRADEWIND__SCHEDULER__MIN_FILE_PROCESS_INTERVAL",
+        "-5",
+        "scheduler.min_file_process_interval",
+        ">= 0",
+    ),
     ("TRADEWIND__CORE__LOAD_EXAMPLES", "maybe", "core.load_examples", "true/false, 1/0 or yes/no"),
     ("TRADEWIND__CORE__DAG_DISCOVERY_SAFE_MODE", "on", "core.dag_discovery_safe_mode", "yes/no"),
-    ("TRADEWIND__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS", "2", "core.dag_run_conf_overrides_params", "1/0"),
-    ("TRADEWIND__CORE__DEFAULT_TIMEZONE", "Mars/Olympus", "core.default_timezone", "IANA time zone"),
+    (
+        "TRADEWIND__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS",
+        "2",
+        "core.dag_run_conf_overrides_params",
+        "1/0",
+    ),
+    (
+        "TRADEWIND__CORE__DEFAULT_TIMEZONE",
+        "Mars/Olympus",
+        "core.default_timezone",
+        "IANA time zone",
+    ),
     ("TRADEWIND__CORE__DEFAULT_TIMEZONE", "", "core.default_timezone", "IANA time zone"),
-    ("TRADEWIND__LOGGING__LEVEL", "LOUD", "logging.level", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    (
+        "TRADEWIND__LOGGING__LEVEL",
+        "LOUD",
+        "logging.level",
+        "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    ),
     ("TRADEWIND__DATABASE__URL", "mysql://db/tw", "database.url", "SQLite or PostgreSQL"),
     ("TRADEWIND__DATABASE__URL", "tradewind.db", "database.url", "SQLite or PostgreSQL"),
     ("TRADEWIND__API__HOST", "", "api.host", "a host name or IP address"),

@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from tradewind import DAG, BaseOperator, Label, TaskGroup, TriggerRule, chain, chain_linear, cross_downstream
+from tradewind import (
+    DAG,
+    BaseOperator,
+    Label,
+    TaskGroup,
+    TriggerRule,
+    chain,
+    chain_linear,
+    cross_downstream,
+)
 from tradewind.errors import DagDefinitionError, InvalidArgumentError, NotFound
 from tradewind.sdk import _context_stack
 
@@ -174,8 +183,13 @@ def test_output_reference_in_a_template_field_adds_the_dependency() -> None:
 
 def test_every_problem_is_reported_at_once() -> None:
     # given a DAG with a bad schedule, bad dates, an unknown trigger rule, a duplicate id and a cycle
-    with pytest.raises(DagDefinitionError) as err:  # noqa: SIM117
-        with DAG("broken", schedule="not a cron", start_date=datetime(2025, 1, 1), end_date=datetime(2024, 1, 1)):
+    with pytest.raises(DagDefinitionError) as err:
+        with DAG(
+            "broken",
+            schedule="not a cron",
+            start_date=datetime(2025, 1, 1),
+            end_date=datetime(2024, 1, 1),
+        ):
             x = Op(task_id="x", trigger_rule="bogus")
             y = Op(task_id="y")
             z = Op(task_id="z")
@@ -183,7 +197,13 @@ def test_every_problem_is_reported_at_once() -> None:
             Op(task_id="y")
     # expect one error listing them all, by kind, naming the tasks
     kinds = sorted(p.kind for p in err.value.problems)
-    assert kinds == ["bad_dates", "bad_schedule", "cycle", "duplicate_task_id", "unknown_trigger_rule"]
+    assert kinds == [
+        "bad_dates",
+        "bad_schedule",
+        "cycle",
+        "duplicate_task_id",
+        "unknown_trigger_rule",
+    ]
     text = str(err.value)
     assert "'bogus'" in text
     assert "'y' is used twice" in text
@@ -213,7 +233,7 @@ def test_cycle_detection_scales_to_long_chains() -> None:
 
 def test_unknown_task_lookup_names_dag_and_task() -> None:
     d = DAG("lookup")
-    with pytest.raises(NotFound, match="lookup.nope"):
+    with pytest.raises(NotFound, match=r"lookup\.nope"):
         d.get_task("nope")
 
 

@@ -276,4 +276,4 @@ def test_iterating_a_reference_at_definition_time_explains_what_to_do() -> None:
 
 def test_unknown_task_decorator_lists_the_known_ones() -> None:
     with pytest.raises(AttributeError, match="available: bash, branch"):
-        task.nope  # noqa: B018
+        task.nope

@@ -263,8 +263,7 @@ class DbApiHook(BaseHook):
             statements = list(sql)
         if not statements or not all(isinstance(s, str) and s.strip() for s in statements):
             raise TradewindError(
-                f"{type(self).__name__}.run needs at least one non-empty SQL statement, "
-                f"got {sql!r}"
+                f"{type(self).__name__}.run needs at least one non-empty SQL statement, got {sql!r}"
             )
         return statements
 

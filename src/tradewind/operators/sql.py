@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -135,10 +136,28 @@ class SQLExecuteQueryOperator(BaseOperator):
         sql = self.sql if isinstance(self.sql, str) else list(self.sql)
         result = hook.run(
             sql,
-            parameters=self.parameters,
+            parameters=self._parameters(),
             autocommit=self.autocommit,
             handler=self.handler if push else None,
             split_statements=self.split_statements,
             return_last=self.return_last,
         )
         return result if push else None
+
+    def _parameters(self) -> SQLParameters | None:
+        # A string cannot be DB-API parameters (a driver would bind it character by
+        # character); it comes from a rendered ``.json`` template or a JSON literal.
+        if not isinstance(self.parameters, str):
+            return self.parameters
+        try:
+            value = json.loads(self.parameters)
+        except json.JSONDecodeError as exc:
+            raise TradewindError(
+                f"task {self.task_id!r}: parameters is a string that is not JSON ({exc}); "
+                "pass a list or dict, or a .json template file"
+            ) from None
+        if not isinstance(value, list | dict):
+            raise TradewindError(
+                f"task {self.task_id!r}: parameters must be a JSON list or object, got {value!r}"
+            )
+        return value

@@ -9,8 +9,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
-    "DAG": "tradewind.sdk.dag",
-    "dag": "tradewind.sdk.dag",
+    "DAG": "tradewind.sdk.dag_definition",
+    "dag": "tradewind.sdk.dag_definition",
     "task": "tradewind.sdk.decorators",
     "task_group": "tradewind.sdk.decorators",
     "setup": "tradewind.sdk.decorators",
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from tradewind.sdk.baseoperator import BaseOperator
     from tradewind.sdk.connection import Connection
     from tradewind.sdk.context import Context, get_current_context
-    from tradewind.sdk.dag import DAG, dag
+    from tradewind.sdk.dag_definition import DAG, dag
     from tradewind.sdk.decorators import setup, task, task_group, teardown
     from tradewind.sdk.edges import Label, chain, chain_linear, cross_downstream
     from tradewind.sdk.params import Param, ParamsDict

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tradewind.sdk.dag import DAG
+    from tradewind.sdk.dag_definition import DAG
     from tradewind.sdk.taskgroup import TaskGroup
 
 _dag_stack: list[DAG] = []

@@ -28,13 +28,17 @@ class DependencyMixin:
         raise NotImplementedError
 
     def set_upstream(
-        self, other: DependencyMixin | Sequence[DependencyMixin], edge_modifier: EdgeModifier | None = None
+        self,
+        other: DependencyMixin | Sequence[DependencyMixin],
+        edge_modifier: EdgeModifier | None = None,
     ) -> None:
         """Make ``other`` run before this."""
         relate(_as_list(other), [self], edge_modifier)
 
     def set_downstream(
-        self, other: DependencyMixin | Sequence[DependencyMixin], edge_modifier: EdgeModifier | None = None
+        self,
+        other: DependencyMixin | Sequence[DependencyMixin],
+        edge_modifier: EdgeModifier | None = None,
     ) -> None:
         """Make ``other`` run after this."""
         relate([self], _as_list(other), edge_modifier)

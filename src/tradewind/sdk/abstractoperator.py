@@ -18,7 +18,7 @@ from tradewind.sdk._dependencies import DependencyMixin
 from tradewind.sdk.trigger_rule import TriggerRule, WeightRule
 
 if TYPE_CHECKING:
-    from tradewind.sdk.dag import DAG
+    from tradewind.sdk.dag_definition import DAG
     from tradewind.sdk.taskgroup import TaskGroup
     from tradewind.sdk.xcom_arg import PlainXComArg
 
@@ -228,14 +228,20 @@ class AbstractOperator(DependencyMixin):
         return self
 
     # -- settings ---------------------------------------------------------------------------
-    def _init_task_args(self, owner_name: str, values: Mapping[str, Any], dag: DAG | None = None) -> None:
+    def _init_task_args(
+        self, owner_name: str, values: Mapping[str, Any], dag: DAG | None = None
+    ) -> None:
         """Set and normalise the shared task arguments (``values`` has every key of
         :data:`TASK_ARG_DEFAULTS`)."""
         for key, default in TASK_ARG_DEFAULTS.items():
             setattr(self, key, values.get(key, default))
-        self.retry_delay = _as_timedelta(self.retry_delay, "retry_delay", owner_name) or timedelta(0)
+        self.retry_delay = _as_timedelta(self.retry_delay, "retry_delay", owner_name) or timedelta(
+            0
+        )
         self.max_retry_delay = _as_timedelta(self.max_retry_delay, "max_retry_delay", owner_name)
-        self.execution_timeout = _as_timedelta(self.execution_timeout, "execution_timeout", owner_name)
+        self.execution_timeout = _as_timedelta(
+            self.execution_timeout, "execution_timeout", owner_name
+        )
         backoff = self.retry_exponential_backoff
         # Accepted as a bool too: True means doubling, as older DAG files write it.
         if isinstance(backoff, bool):

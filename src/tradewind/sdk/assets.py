@@ -193,7 +193,9 @@ class Asset(BaseAsset):
         uri = _check_text(uri if uri is not None else name, "uri", "Asset")
         if not uri.isascii():
             raise InvalidArgumentError(
-                f"Asset uri {uri!r} must contain only ASCII characters", argument="uri", owner="Asset"
+                f"Asset uri {uri!r} must contain only ASCII characters",
+                argument="uri",
+                owner="Asset",
             )
         group = _check_text(group, "group", "Asset")
         if extra is not None and not isinstance(extra, Mapping):
@@ -417,7 +419,9 @@ def asset_from_dict(data: Mapping[str, Any]) -> BaseAsset:
             cls = AssetAny if kind == AssetAny.type_name else AssetAll
             return cls(*(asset_from_dict(child) for child in data["objects"]))
     except KeyError as exc:
-        raise SerializationError(f"serialized {kind} is missing the field {exc.args[0]!r}") from None
+        raise SerializationError(
+            f"serialized {kind} is missing the field {exc.args[0]!r}"
+        ) from None
     except InvalidArgumentError as exc:
         raise SerializationError(f"serialized {kind} is invalid: {exc}") from None
     raise SerializationError(

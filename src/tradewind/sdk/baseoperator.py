@@ -37,7 +37,7 @@ from tradewind.sdk.abstractoperator import (
 
 if TYPE_CHECKING:
     from tradewind.sdk.context import Context
-    from tradewind.sdk.dag import DAG
+    from tradewind.sdk.dag_definition import DAG
     from tradewind.sdk.mapping import OperatorPartial
     from tradewind.sdk.taskgroup import TaskGroup
 
@@ -159,7 +159,11 @@ class BaseOperator(AbstractOperator, metaclass=_OperatorMeta):
         owner_name = f"{type(self).__name__}(task_id={task_id!r})"
         unknown = sorted(set(kwargs) - set(TASK_ARG_DEFAULTS))
         if unknown:
-            raise InvalidArgumentError(_unknown_args_message(type(self), owner_name, unknown), argument=unknown[0], owner=owner_name)
+            raise InvalidArgumentError(
+                _unknown_args_message(type(self), owner_name, unknown),
+                argument=unknown[0],
+                owner=owner_name,
+            )
         validate_task_id(task_id, owner_name)
         dag = dag or _context_stack.current_dag()
         if task_group is None:

@@ -261,7 +261,9 @@ def _run_type_name(run_type: Any) -> str:
     return str(getattr(run_type, "value", run_type) or "")
 
 
-def _neighbour_logical_dates(dag_run: Any, logical_date: Any, start: Any, end: Any) -> tuple[Any, Any]:
+def _neighbour_logical_dates(
+    dag_run: Any, logical_date: Any, start: Any, end: Any
+) -> tuple[Any, Any]:
     """(previous, next) logical dates for the Airflow-2 ``prev_*``/``next_*`` keys.
 
     A manual run's neighbours are its own logical date (as in Airflow 2). Otherwise the next

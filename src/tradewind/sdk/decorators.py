@@ -47,15 +47,51 @@ TASK_DECORATORS: dict[str, str] = {
 #: Names a task function may take to receive values from the run's context.
 KNOWN_CONTEXT_KEYS = frozenset(
     {
-        "conf", "conn", "dag", "dag_run", "data_interval_end", "data_interval_start", "ds",
-        "ds_nodash", "exception", "execution_date", "expanded_ti_count", "inlets",
-        "inlet_events", "logical_date", "macros", "map_index_template", "next_ds",
-        "next_ds_nodash", "outlets", "outlet_events", "params", "prev_data_interval_start_success",
-        "prev_data_interval_end_success", "prev_ds", "prev_ds_nodash", "prev_start_date_success",
-        "prev_end_date_success", "reason", "run_id", "task", "task_instance",
-        "task_instance_key_str", "task_reschedule_count", "templates_dict", "test_mode", "ti",
-        "tomorrow_ds", "tomorrow_ds_nodash", "triggering_asset_events", "ts", "ts_nodash",
-        "ts_nodash_with_tz", "var", "yesterday_ds", "yesterday_ds_nodash",
+        "conf",
+        "conn",
+        "dag",
+        "dag_run",
+        "data_interval_end",
+        "data_interval_start",
+        "ds",
+        "ds_nodash",
+        "exception",
+        "execution_date",
+        "expanded_ti_count",
+        "inlets",
+        "inlet_events",
+        "logical_date",
+        "macros",
+        "map_index_template",
+        "next_ds",
+        "next_ds_nodash",
+        "outlets",
+        "outlet_events",
+        "params",
+        "prev_data_interval_start_success",
+        "prev_data_interval_end_success",
+        "prev_ds",
+        "prev_ds_nodash",
+        "prev_start_date_success",
+        "prev_end_date_success",
+        "reason",
+        "run_id",
+        "task",
+        "task_instance",
+        "task_instance_key_str",
+        "task_reschedule_count",
+        "templates_dict",
+        "test_mode",
+        "ti",
+        "tomorrow_ds",
+        "tomorrow_ds_nodash",
+        "triggering_asset_events",
+        "ts",
+        "ts_nodash",
+        "ts_nodash_with_tz",
+        "var",
+        "yesterday_ds",
+        "yesterday_ds_nodash",
     }
 )
 
@@ -74,7 +110,7 @@ def _operator_class(name: str) -> type:
             f"unknown task decorator @task.{name}; available: {', '.join(sorted(TASK_DECORATORS))}"
         ) from None
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), cls)
 
 
 def infer_multiple_outputs(fn: Callable[..., Any]) -> bool:
@@ -87,7 +123,13 @@ def infer_multiple_outputs(fn: Callable[..., Any]) -> bool:
     if ret is inspect.Signature.empty or ret is None:
         return False
     if isinstance(ret, str):
-        return ret.split("[", 1)[0].strip() in {"dict", "Dict", "Mapping", "typing.Dict", "MutableMapping"}
+        return ret.split("[", 1)[0].strip() in {
+            "dict",
+            "Dict",
+            "Mapping",
+            "typing.Dict",
+            "MutableMapping",
+        }
     origin = typing.get_origin(ret) or ret
     return isinstance(origin, type) and issubclass(origin, Mapping)
 
@@ -210,7 +252,12 @@ class _TaskPartial:
         d = self.decorator
         return OperatorPartial(
             d.operator_class,
-            {"python_callable": d.function, "op_args": [], "op_kwargs": dict(self.op_kwargs), **d._task_args()},
+            {
+                "python_callable": d.function,
+                "op_args": [],
+                "op_kwargs": dict(self.op_kwargs),
+                **d._task_args(),
+            },
             mapped_into="op_kwargs",
         )
 
@@ -222,8 +269,11 @@ class _TaskPartial:
 
         p = self._partial()
         op = MappedOperator(
-            p.operator_class, p.kwargs, DictOfListsExpandInput(kwargs),
-            mapped_into="op_kwargs", accepted_keys=self._accepted(),
+            p.operator_class,
+            p.kwargs,
+            DictOfListsExpandInput(kwargs),
+            mapped_into="op_kwargs",
+            accepted_keys=self._accepted(),
         )
         return PlainXComArg(op)
 
@@ -232,8 +282,11 @@ class _TaskPartial:
 
         p = self._partial()
         op = MappedOperator(
-            p.operator_class, p.kwargs, ListOfDictsExpandInput(kwargs),
-            mapped_into="op_kwargs", accepted_keys=self._accepted(),
+            p.operator_class,
+            p.kwargs,
+            ListOfDictsExpandInput(kwargs),
+            mapped_into="op_kwargs",
+            accepted_keys=self._accepted(),
         )
         return PlainXComArg(op)
 
@@ -322,7 +375,9 @@ class _TaskGroupFactory:
         """Run the group once per dict of arguments."""
         from tradewind.sdk.mapping import ListOfDictsExpandInput
 
-        names = [n for n in inspect.signature(self.function).parameters if n not in self._partial_kwargs]
+        names = [
+            n for n in inspect.signature(self.function).parameters if n not in self._partial_kwargs
+        ]
         return self._expand(ListOfDictsExpandInput(kwargs), names)
 
     def _expand(self, expand_input: Any, names: list[str]) -> Any:

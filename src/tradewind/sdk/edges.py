@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,7 +57,7 @@ class EdgeModifier(DependencyMixin):
         return f"Label({self.label!r})"
 
 
-def Label(label: str) -> EdgeModifier:  # noqa: N802 - public name as users know it
+def Label(label: str) -> EdgeModifier:
     """Label the edges made across it: ``a >> Label("yes") >> b``."""
     return EdgeModifier(label)
 
@@ -68,7 +69,7 @@ def _is_seq(x: Any) -> bool:
 def chain(*tasks: Any) -> None:
     """Wire tasks one after the other; two neighbouring lists must be the same length and are
     wired pairwise (``chain(a, [b, c], [d, e], f)`` gives a>>b>>d>>f and a>>c>>e>>f)."""
-    for i, (up, down) in enumerate(zip(tasks, tasks[1:], strict=False)):
+    for i, (up, down) in enumerate(itertools.pairwise(tasks)):
         if _is_seq(up) and _is_seq(down):
             if len(up) != len(down):
                 raise InvalidArgumentError(
@@ -95,7 +96,7 @@ def chain_linear(*elements: Any) -> None:
     """Wire each element to every task of the next (lists are fully connected to neighbours)."""
     if len(elements) < 2:
         raise InvalidArgumentError("chain_linear() needs at least two elements")
-    for up, down in zip(elements, elements[1:], strict=False):
+    for up, down in itertools.pairwise(elements):
         ups = list(up) if _is_seq(up) else [up]
         downs = list(down) if _is_seq(down) else [down]
         for u in ups:

@@ -156,8 +156,12 @@ class ListOfDictsExpandInput(ExpandInput):
             if _is_reference(item):
                 item = item.resolve(context)
             if not isinstance(item, Mapping):
-                raise MappingError(f"expand_kwargs item {i} is {type(item).__name__}, expected a dict")
-            out.append({k: (v.resolve(context) if _is_reference(v) else v) for k, v in item.items()})
+                raise MappingError(
+                    f"expand_kwargs item {i} is {type(item).__name__}, expected a dict"
+                )
+            out.append(
+                {k: (v.resolve(context) if _is_reference(v) else v) for k, v in item.items()}
+            )
         return out
 
     def get_map_length(self, context: Context) -> int:
@@ -175,7 +179,13 @@ class ListOfDictsExpandInput(ExpandInput):
 class OperatorPartial:
     """The fixed arguments of a mapped task, waiting for ``.expand`` or ``.expand_kwargs``."""
 
-    def __init__(self, operator_class: type[BaseOperator], kwargs: dict[str, Any], *, mapped_into: str | None = None):
+    def __init__(
+        self,
+        operator_class: type[BaseOperator],
+        kwargs: dict[str, Any],
+        *,
+        mapped_into: str | None = None,
+    ):
         from tradewind.sdk.baseoperator import accepted_arguments, resolve_default_args
 
         if "task_id" not in kwargs:
@@ -210,7 +220,9 @@ class OperatorPartial:
         if isinstance(expand_input, DictOfListsExpandInput) and not self.mapped_into:
             for key in self._defaulted & set(expand_input.value):
                 del kwargs[key]
-        return MappedOperator(self.operator_class, kwargs, expand_input, mapped_into=self.mapped_into)
+        return MappedOperator(
+            self.operator_class, kwargs, expand_input, mapped_into=self.mapped_into
+        )
 
 
 class MappedOperator(AbstractOperator):
@@ -235,8 +247,9 @@ class MappedOperator(AbstractOperator):
         dag = kwargs.pop("dag", None) or _context_stack.current_dag()
         group = kwargs.pop("task_group", None) or _context_stack.current_group(dag)
         self.operator_class = operator_class
-        self.template_fields = operator_class.template_fields
-        self.template_ext = operator_class.template_ext
+        # Instance copies of the class-level settings of the operator being mapped.
+        setattr(self, "template_fields", operator_class.template_fields)  # noqa: B010
+        setattr(self, "template_ext", operator_class.template_ext)  # noqa: B010
         self.ui_color = operator_class.ui_color
         self.ui_fgcolor = operator_class.ui_fgcolor
         self.expand_input = expand_input
@@ -247,14 +260,19 @@ class MappedOperator(AbstractOperator):
         self.upstream_task_ids = set()
         self.downstream_task_ids = set()
         self.params = ParamsDict(kwargs.pop("params", None) or {})
-        self._init_task_args(owner_name, {k: v for k, v in kwargs.items() if k in TASK_ARG_DEFAULTS}, dag)
-        self.partial_kwargs = kwargs
+        self._init_task_args(
+            owner_name, {k: v for k, v in kwargs.items() if k in TASK_ARG_DEFAULTS}, dag
+        )
+        # Task settings live on the node itself; partial_kwargs keeps the operator's own.
+        self.partial_kwargs = {k: v for k, v in kwargs.items() if k not in TASK_ARG_DEFAULTS}
         if dag is not None:
             dag.add_task(self)
         elif group is not None:
             group.add(self)
 
-        problems = self._check_expand_input(accepted_keys or set(accepted_arguments(operator_class)))
+        problems = self._check_expand_input(
+            accepted_keys or set(accepted_arguments(operator_class))
+        )
         for problem in problems:
             if self.dag is not None:
                 self.dag.add_problem(problem)
@@ -271,7 +289,9 @@ class MappedOperator(AbstractOperator):
         problems: list[DagProblem] = []
 
         def bad(msg: str) -> None:
-            problems.append(DagProblem("invalid_mapping", f"task {self.task_id!r}: {msg}", task_id=self.task_id))
+            problems.append(
+                DagProblem("invalid_mapping", f"task {self.task_id!r}: {msg}", task_id=self.task_id)
+            )
 
         ei = self.expand_input
         if isinstance(ei, DictOfListsExpandInput):
@@ -285,20 +305,31 @@ class MappedOperator(AbstractOperator):
                     bad(f"cannot map over unknown argument {key!r}")
                 if key in partial_keys:
                     bad(f"argument {key!r} is given to both partial() and expand()")
-                if key in ("task_id", "dag", "task_group") or (key in TASK_ARG_DEFAULTS and not self.mapped_into):
+                if key in ("task_id", "dag", "task_group") or (
+                    key in TASK_ARG_DEFAULTS and not self.mapped_into
+                ):
                     bad(f"argument {key!r} cannot be mapped")
                 if not _is_reference(value) and (
-                    isinstance(value, str | bytes) or not isinstance(value, Sequence | Mapping | set)
+                    isinstance(value, str | bytes)
+                    or not isinstance(value, Sequence | Mapping | set)
                 ):
-                    bad(f"argument {key!r} must be a list, a dict or a task's output to map over, got {type(value).__name__}")
+                    bad(
+                        f"argument {key!r} must be a list, a dict or a task's output to map over, got {type(value).__name__}"
+                    )
         elif isinstance(ei, ListOfDictsExpandInput):
             v = ei.value
-            if not _is_reference(v) and (isinstance(v, str | bytes | Mapping) or not isinstance(v, Sequence)):
-                bad(f"expand_kwargs() needs a list of dicts or a task's output, got {type(v).__name__}")
+            if not _is_reference(v) and (
+                isinstance(v, str | bytes | Mapping) or not isinstance(v, Sequence)
+            ):
+                bad(
+                    f"expand_kwargs() needs a list of dicts or a task's output, got {type(v).__name__}"
+                )
         if not problems:
             n = ei.literal_length()
             if n is not None and n > _max_map_length:
-                bad(f"expands into {n} instances, more than the maximum map length {_max_map_length}")
+                bad(
+                    f"expands into {n} instances, more than the maximum map length {_max_map_length}"
+                )
         return problems
 
     @property

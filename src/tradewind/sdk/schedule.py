@@ -232,7 +232,7 @@ def describe_schedule(schedule: object) -> str:
         and schedule
         and all(isinstance(item, BaseAsset) for item in schedule)
     ):
-        return f"asset: {coerce_asset_expression(schedule).describe()}"  # type: ignore[arg-type]
+        return f"asset: {coerce_asset_expression(schedule).describe()}"
     if is_timetable(schedule):
         summary = getattr(schedule, "summary", None)
         return summary if isinstance(summary, str) else type(schedule).__name__

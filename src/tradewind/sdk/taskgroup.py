@@ -18,7 +18,7 @@ from tradewind.sdk._dependencies import DependencyMixin
 
 if TYPE_CHECKING:
     from tradewind.sdk.abstractoperator import AbstractOperator
-    from tradewind.sdk.dag import DAG
+    from tradewind.sdk.dag_definition import DAG
     from tradewind.sdk.mapping import ExpandInput
 
 _GROUP_ID_RE = re.compile(r"^[\w-]+$")
@@ -82,9 +82,7 @@ class TaskGroup(DependencyMixin):
                 n += 1
                 full_id = f"{base}__{n}"
         if dag.task_group.find_group(full_id) is not None or full_id in dag.task_dict:
-            dag.add_problem(
-                DagProblem("duplicate_group_id", f"group id {full_id!r} is used twice")
-            )
+            dag.add_problem(DagProblem("duplicate_group_id", f"group id {full_id!r} is used twice"))
         self.group_id = full_id
         parent.add(self)
 

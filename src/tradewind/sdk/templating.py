@@ -192,12 +192,14 @@ def _render(
 ) -> Any:
     if isinstance(value, str):
         if template_ext and value.endswith(template_ext):
-            return env.get_template(value).render(context)
-        if not any(marker in value for marker in _MARKERS):
+            result = env.get_template(value).render(context)
+        elif not any(marker in value for marker in _MARKERS):
             return value
-        compile_string = getattr(env, "compile_string", None)
-        template = compile_string(value) if compile_string else env.from_string(value)
-        return template.render(context)
+        else:
+            compile_string = getattr(env, "compile_string", None)
+            template = compile_string(value) if compile_string else env.from_string(value)
+            result = template.render(context)
+        return result if isinstance(result, str) else _settle_native(result)
     if isinstance(value, (int, float, bool)) or value is None:
         return value
     if isinstance(value, list):
@@ -228,6 +230,24 @@ def _render(
                 if current:
                     setattr(value, name, _render(current, context, env, ext, seen))
         return value
+    return value
+
+
+def _settle_native(value: Any) -> Any:
+    """Native rendering hands back Undefined objects instead of raising; raise now (strict
+    mode, or an unsafe attribute) or turn them into None (lenient mode), also inside
+    containers."""
+    from jinja2 import Undefined
+
+    if isinstance(value, Undefined):
+        str(value)  # StrictUndefined raises here, with Jinja's message
+        return None
+    if isinstance(value, list):
+        return [_settle_native(v) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_settle_native(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _settle_native(v) for k, v in value.items()}
     return value
 
 

@@ -8,7 +8,8 @@ Rules the rest of the code relies on:
 * Timezones are stored by name (:func:`tz_name`): an IANA key such as ``"Europe/Amsterdam"``,
   ``"UTC"``, or a fixed offset such as ``"+05:30"``. :func:`timezone_from_name` reads the name
   back, so ``timezone_from_name(tz_name(tz))`` behaves exactly like ``tz``.
-* Only the standard library (``zoneinfo``) is used. Pendulum objects are accepted because
+* :data:`UTC` is the standard library's ``datetime.UTC``. Only the standard library
+  (``zoneinfo``) is used. Pendulum objects are accepted because
   pendulum's ``DateTime`` is a ``datetime`` subclass and its timezones are ``tzinfo`` objects;
   they are turned into plain standard-library objects so arithmetic behaves the same everywhere.
 
@@ -23,7 +24,7 @@ Example::
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,15 +37,12 @@ __all__ = [
     "UTC",
     "coerce_datetime",
     "parse_timezone",
+    "timezone_from_name",
     "to_pendulum",
     "to_utc",
     "tz_name",
-    "timezone_from_name",
     "utcnow",
 ]
-
-UTC: timezone = timezone.utc
-"""The UTC timezone (the standard library's ``datetime.timezone.utc``)."""
 
 _OFFSET_RE = re.compile(r"^([+-])(\d{2}):?(\d{2})(?::?(\d{2}))?$")
 _ZONEINFO_DIR_RE = re.compile(r"^.*/zoneinfo/")

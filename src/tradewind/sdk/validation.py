@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from tradewind.errors import DagDefinitionError, DagProblem
 
 if TYPE_CHECKING:
-    from tradewind.sdk.dag import DAG
+    from tradewind.sdk.dag_definition import DAG
 
 
 def find_cycle(dag: DAG) -> list[str] | None:
@@ -62,6 +62,7 @@ def topological_order(dag: DAG) -> list[str]:
     if len(order) != len(tasks):
         cycle = find_cycle(dag) or []
         raise DagDefinitionError(
-            dag.dag_id, [DagProblem("cycle", f"cycle between tasks: {' >> '.join([*cycle, *cycle[:1]])}")]
+            dag.dag_id,
+            [DagProblem("cycle", f"cycle between tasks: {' >> '.join([*cycle, *cycle[:1]])}")],
         )
     return order

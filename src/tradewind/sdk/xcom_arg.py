@@ -19,7 +19,7 @@ from tradewind.sdk._dependencies import DependencyMixin
 if TYPE_CHECKING:
     from tradewind.sdk.abstractoperator import AbstractOperator
     from tradewind.sdk.context import Context
-    from tradewind.sdk.dag import DAG
+    from tradewind.sdk.dag_definition import DAG
     from tradewind.sdk.taskgroup import TaskGroup
 
 XCOM_RETURN_KEY = "return_value"
@@ -157,7 +157,9 @@ class MapXComArg(XComArg):
 class ZipXComArg(XComArg):
     """Items of several references paired by position."""
 
-    def __init__(self, args: Sequence[XComArg], *, fillvalue: Any = None, has_fillvalue: bool = False):
+    def __init__(
+        self, args: Sequence[XComArg], *, fillvalue: Any = None, has_fillvalue: bool = False
+    ):
         self.args = list(args)
         self.fillvalue = fillvalue
         self.has_fillvalue = has_fillvalue

@@ -185,20 +185,36 @@ class Timetable(abc.ABC):
 
     @classmethod
     def _registered_name(cls) -> str:
-        if not cls.type_name:
+        """The class's registry key; fails for classes that are not registered themselves.
+
+        A subclass of a registered class inherits its ``type_name``; storing it under that name
+        would read back as the parent class and silently lose the subclass's behaviour.
+        """
+        if not cls.type_name or _REGISTRY.get(cls.type_name) is not cls:
             raise SerializationError(
-                f"timetable class {cls.__qualname__} has no type_name; "
+                f"timetable class {cls.__module__}.{cls.__qualname__} is not registered; "
                 "decorate it with @register_timetable to make it serializable"
             )
         return cls.type_name
 
+    def _identity(self) -> str | None:
+        """The stored form as text, or None for timetables that cannot be stored."""
+        try:
+            return json.dumps(self.to_dict(), sort_keys=True, default=str)
+        except SerializationError:
+            return None
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Timetable):
             return NotImplemented
-        return type(self) is type(other) and self.to_dict() == other.to_dict()
+        if self is other:
+            return True
+        mine = self._identity()
+        return type(self) is type(other) and mine is not None and mine == other._identity()
 
     def __hash__(self) -> int:
-        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+        mine = self._identity()
+        return id(self) if mine is None else hash(mine)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.summary!r}>"
@@ -237,12 +253,19 @@ def register_timetable(
             raise InvalidArgumentError(
                 f"register_timetable expects a Timetable subclass, got {klass!r}"
             )
-        key = type_name or klass.__dict__.get("type_name") or (
-            f"{klass.__module__}.{klass.__qualname__}"
+        key = (
+            type_name
+            or klass.__dict__.get("type_name")
+            or (f"{klass.__module__}.{klass.__qualname__}")
         )
         existing = _REGISTRY.get(key)
-        if existing is not None and existing is not klass and (
-            (existing.__module__, existing.__qualname__) != (klass.__module__, klass.__qualname__)
+        if (
+            existing is not None
+            and existing is not klass
+            and (
+                (existing.__module__, existing.__qualname__)
+                != (klass.__module__, klass.__qualname__)
+            )
         ):
             raise InvalidArgumentError(
                 f"timetable type {key!r} is already registered to "
@@ -284,4 +307,3 @@ def timetable_from_dict(data: Mapping[str, Any]) -> Timetable:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise SerializationError(f"cannot read timetable of type {kind!r}: {exc}") from None
-

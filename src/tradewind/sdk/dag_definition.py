@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 import sys
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from tradewind.sdk.params import ParamsDict
 
 _DAG_ID_RE = re.compile(r"^[\w.-]+$")
+# Frames in this folder are the SDK's own, never the user's DAG file.
+_SDK_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 #: The schedule used when none is given: run only when triggered.
 DEFAULT_SCHEDULE = None
@@ -114,7 +117,9 @@ class DAG:
         self.end_date = coerce_datetime(end_date) if end_date is not None else None
         # The DAG's timezone (used for cron) comes from an aware start_date given by the user.
         self.timezone: tzinfo = (
-            self.start_date.tzinfo if self.start_date is not None and self.start_date.tzinfo else UTC
+            self.start_date.tzinfo
+            if self.start_date is not None and self.start_date.tzinfo
+            else UTC
         )
         if self.start_date and self.end_date and self.start_date > self.end_date:
             self.add_problem(
@@ -261,7 +266,9 @@ class DAG:
 
         return [self.task_dict[t] for t in topological_order(self)]
 
-    def set_edge_info(self, upstream_task_id: str, downstream_task_id: str, info: dict[str, Any]) -> None:
+    def set_edge_info(
+        self, upstream_task_id: str, downstream_task_id: str, info: dict[str, Any]
+    ) -> None:
         """Attach display information (a label) to an edge."""
         self.edge_info.setdefault(upstream_task_id, {})[downstream_task_id] = info
 
@@ -275,8 +282,6 @@ class DAG:
 
     @property
     def folder(self) -> str:
-        import os
-
         return os.path.dirname(self.fileloc)
 
     # -- templates -----------------------------------------------------------------------------
@@ -286,12 +291,21 @@ class DAG:
             from tradewind.sdk.templating import create_template_env
 
             searchpath = [*self.template_searchpath, self.folder]
-            self._template_env = create_template_env(
+            # Only a lenient ``template_undefined`` (jinja2's plain Undefined or a subclass
+            # that is not strict) turns strictness off; StrictUndefined is the default.
+            undefined = self.template_undefined
+            strict = undefined is None or "Strict" in getattr(undefined, "__name__", "Strict")
+            env = create_template_env(
                 searchpath=tuple(searchpath),
                 native=self.render_template_as_native_obj,
                 user_defined_macros=self.user_defined_macros,
                 user_defined_filters=self.user_defined_filters,
+                undefined_strict=strict,
             )
+            if self.jinja_environment_kwargs:
+                # Per-DAG environment options (e.g. trim_blocks) need an environment of its own.
+                env = env.overlay(**self.jinja_environment_kwargs)
+            self._template_env = env
         return self._template_env
 
     # -- context manager -----------------------------------------------------------------------
@@ -331,7 +345,7 @@ def _caller_file() -> str:
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if "/tradewind/sdk/" not in filename.replace("\\", "/"):
+        if not filename.startswith(_SDK_DIR):
             return filename
         frame = frame.f_back  # type: ignore[assignment]
     return "<unknown>"
@@ -344,7 +358,7 @@ def _caller_location() -> str | None:
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        in_sdk = "/tradewind/" in filename.replace("\\", "/")
+        in_sdk = filename.startswith(_SDK_DIR)
         in_constructor = isinstance(frame.f_locals.get("self"), AbstractOperator)
         if not in_sdk and not in_constructor:
             return f"{filename}:{frame.f_lineno}"
@@ -352,9 +366,7 @@ def _caller_location() -> str | None:
     return None
 
 
-def dag(
-    dag_id: str | Callable[..., Any] | None = None, **dag_kwargs: Any
-) -> Any:
+def dag(dag_id: str | Callable[..., Any] | None = None, **dag_kwargs: Any) -> Any:
     """Turn a function into a DAG factory: calling it builds the DAG, with its tasks inside.
 
     The function's arguments become params (their defaults the param defaults), and inside the
@@ -385,7 +397,7 @@ def dag(
                     continue
                 if name in params and isinstance(params[name], Param):
                     continue
-                params[name] = value if not isinstance(value, Param) else value
+                params[name] = value
             for name, param in sig.parameters.items():
                 if name not in params and param.default is inspect.Parameter.empty:
                     params[name] = Param(NOTSET)

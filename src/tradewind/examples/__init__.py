@@ -1,0 +1,1 @@
+"""Example pipelines shipped with Tradewind; the DAG files live in ``dags/``."""

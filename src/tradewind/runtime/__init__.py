@@ -1,0 +1,55 @@
+"""The task runtime: runs one task try in this process and reports its outcome.
+
+Names are loaded on first use (PEP 562)::
+
+    from tradewind.runtime import InMemoryTaskClient, RunInfo, TaskInstanceInfo, run_task
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "InMemoryTaskClient": "tradewind.runtime.client",
+    "RunInfo": "tradewind.runtime.task_runner",
+    "RuntimeTaskInstance": "tradewind.runtime.task_runner",
+    "TaskClient": "tradewind.runtime.client",
+    "TaskInstanceInfo": "tradewind.runtime.task_runner",
+    "TaskOutcome": "tradewind.runtime.task_runner",
+    "run_task": "tradewind.runtime.task_runner",
+}
+
+__all__ = [
+    "InMemoryTaskClient",
+    "RunInfo",
+    "RuntimeTaskInstance",
+    "TaskClient",
+    "TaskInstanceInfo",
+    "TaskOutcome",
+    "run_task",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tradewind.runtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from tradewind.runtime.client import InMemoryTaskClient, TaskClient
+    from tradewind.runtime.task_runner import (
+        RunInfo,
+        RuntimeTaskInstance,
+        TaskInstanceInfo,
+        TaskOutcome,
+        run_task,
+    )
