@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tradewind.operators import (
@@ -17,7 +17,6 @@ from tradewind.runtime import InMemoryTaskClient, RunInfo, TaskInstanceInfo, Tas
 from tradewind.sdk import DAG, TaskGroup, task
 from tradewind.state import TaskState
 
-UTC = timezone.utc
 START = datetime(2024, 1, 1, tzinfo=UTC)
 DAY2 = datetime(2024, 1, 2, tzinfo=UTC)
 DAY3 = datetime(2024, 1, 3, tzinfo=UTC)
@@ -42,7 +41,12 @@ def run(
 ) -> TaskOutcome:
     info = TaskInstanceInfo(dag_id=dag.dag_id, task_id=task_id, run_id=run_info.run_id)
     return run_task(
-        dag.get_task(task_id), dag=dag, run=run_info, ti=info, client=client or InMemoryTaskClient(), **kwargs
+        dag.get_task(task_id),
+        dag=dag,
+        run=run_info,
+        ti=info,
+        client=client or InMemoryTaskClient(),
+        **kwargs,
     )
 
 
@@ -76,7 +80,9 @@ def test_branch_to_a_group_follows_the_groups_root_tasks() -> None:
     outcome = run(dag, "pick", client)
     # expect the group's root followed and the other task skipped
     assert outcome.skipped_task_ids == ["other"]
-    assert client.get_xcom("d", SCHEDULED.run_id, "pick", SKIPMIXIN_KEY, -1) == {"followed": ["load.first"]}
+    assert client.get_xcom("d", SCHEDULED.run_id, "pick", SKIPMIXIN_KEY, -1) == {
+        "followed": ["load.first"]
+    }
 
 
 def test_branch_returning_none_skips_every_direct_downstream() -> None:
@@ -90,7 +96,11 @@ def test_join_downstream_of_a_chosen_task_is_not_skipped() -> None:
     # given branch >> [a, b] >> join and also branch >> join directly
     with DAG("d", start_date=START) as dag:
         pick = BranchPythonOperator(task_id="pick", python_callable=lambda: ["a"])
-        a, b, join = EmptyOperator(task_id="a"), EmptyOperator(task_id="b"), EmptyOperator(task_id="join")
+        a, b, join = (
+            EmptyOperator(task_id="a"),
+            EmptyOperator(task_id="b"),
+            EmptyOperator(task_id="join"),
+        )
         pick >> [a, b]
         [a, b] >> join
         pick >> join
@@ -110,7 +120,9 @@ def test_branch_to_an_unknown_id_fails_naming_it() -> None:
 
 def test_branch_returning_a_non_id_fails() -> None:
     with DAG("d", start_date=START) as dag:
-        BranchPythonOperator(task_id="pick", python_callable=lambda: 42) >> EmptyOperator(task_id="a")
+        BranchPythonOperator(task_id="pick", python_callable=lambda: 42) >> EmptyOperator(
+            task_id="a"
+        )
     outcome = run(dag, "pick")
     assert outcome.state is TaskState.FAILED
     assert "42" in (outcome.error or "")
@@ -135,7 +147,10 @@ def test_custom_branch_operator_uses_choose_branch() -> None:
             return "weekday" if context["logical_date"].weekday() < 5 else "weekend"
 
     with DAG("d", start_date=START) as dag:
-        Weekday(task_id="day") >> [EmptyOperator(task_id="weekday"), EmptyOperator(task_id="weekend")]
+        Weekday(task_id="day") >> [
+            EmptyOperator(task_id="weekday"),
+            EmptyOperator(task_id="weekend"),
+        ]
     # 2024-01-02 is a Tuesday
     assert run(dag, "day").skipped_task_ids == ["weekend"]
 
@@ -146,7 +161,9 @@ def test_custom_branch_operator_uses_choose_branch() -> None:
 def _short_circuit_dag(condition: Any, ignore: bool) -> DAG:
     with DAG("d", start_date=START) as dag:
         check = ShortCircuitOperator(
-            task_id="check", python_callable=lambda: condition, ignore_downstream_trigger_rules=ignore
+            task_id="check",
+            python_callable=lambda: condition,
+            ignore_downstream_trigger_rules=ignore,
         )
         check >> EmptyOperator(task_id="next") >> EmptyOperator(task_id="later")
     return dag
@@ -193,7 +210,11 @@ def test_task_short_circuit_decorator() -> None:
 
 def _latest_only_dag() -> DAG:
     with DAG("d", start_date=START, schedule="@daily") as dag:
-        LatestOnlyOperator(task_id="latest") >> EmptyOperator(task_id="notify") >> EmptyOperator(task_id="after")
+        (
+            LatestOnlyOperator(task_id="latest")
+            >> EmptyOperator(task_id="notify")
+            >> EmptyOperator(task_id="after")
+        )
     return dag
 
 

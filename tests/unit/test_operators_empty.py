@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import tradewind.operators
 from tradewind.operators import EmptyOperator
@@ -46,7 +46,7 @@ def test_importing_the_operators_package_loads_no_operator_module() -> None:
 
 def test_empty_operator_succeeds_and_pushes_nothing() -> None:
     # given an empty task
-    with DAG("d", start_date=datetime(2024, 1, 1, tzinfo=timezone.utc)) as dag:
+    with DAG("d", start_date=datetime(2024, 1, 1, tzinfo=UTC)) as dag:
         EmptyOperator(task_id="noop")
     client = InMemoryTaskClient()
     run = RunInfo(dag_id="d", run_id="r")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,7 +20,6 @@ from tradewind.sdk import DAG, task
 from tradewind.sdk.context import get_current_context
 from tradewind.state import TaskState
 
-UTC = timezone.utc
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SCHEDULED = RunInfo(
     dag_id="d",
@@ -32,12 +31,16 @@ SCHEDULED = RunInfo(
 )
 
 
-def run(dag: DAG, task_id: str, client: InMemoryTaskClient, run_info: RunInfo = SCHEDULED, **ti: Any) -> TaskOutcome:
+def run(
+    dag: DAG, task_id: str, client: InMemoryTaskClient, run_info: RunInfo = SCHEDULED, **ti: Any
+) -> TaskOutcome:
     info = TaskInstanceInfo(dag_id=dag.dag_id, task_id=task_id, run_id=run_info.run_id, **ti)
     return run_task(dag.get_task(task_id), dag=dag, run=run_info, ti=info, client=client)
 
 
-def pull(client: InMemoryTaskClient, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+def pull(
+    client: InMemoryTaskClient, task_id: str, key: str = "return_value", map_index: int = -1
+) -> Any:
     return client.get_xcom("d", SCHEDULED.run_id, task_id, key, map_index)
 
 
@@ -262,7 +265,11 @@ def test_python_operator_template_file_extension(tmp_path) -> None:
 
 def test_return_value_hidden_from_logs_when_asked(caplog) -> None:
     with DAG("d", start_date=START) as dag:
-        PythonOperator(task_id="quiet", python_callable=lambda: "s3cr3t-result", show_return_value_in_logs=False)
+        PythonOperator(
+            task_id="quiet",
+            python_callable=lambda: "s3cr3t-result",
+            show_return_value_in_logs=False,
+        )
         PythonOperator(task_id="loud", python_callable=lambda: "visible-result")
     with caplog.at_level(logging.INFO, logger="tradewind.task"):
         run(dag, "quiet", InMemoryTaskClient())
@@ -319,3 +326,20 @@ def test_decorated_operator_is_the_python_task_operator() -> None:
 
         f()
     assert isinstance(dag.get_task("f"), DecoratedPythonOperator)
+
+
+def test_templates_pull_xcom_through_ti_and_legacy_reference_strings() -> None:
+    # given a downstream reading the upstream's value in templates, both the explicit way and
+    # through the string an XComArg formats into (as older DAG files do)
+    with DAG("d", start_date=START) as dag:
+        up = PythonOperator(task_id="up", python_callable=lambda: "v1")
+        down = PythonOperator(
+            task_id="down",
+            python_callable=lambda a, b: f"{a}/{b}",
+            op_args=["{{ ti.xcom_pull(task_ids='up') }}", f"{up.output}"],
+        )
+        up >> down
+    client = InMemoryTaskClient()
+    run(dag, "up", client)
+    # when the downstream runs / expect both templates to read the value
+    assert run(dag, "down", client).return_value == "v1/v1"

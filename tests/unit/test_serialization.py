@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,7 +42,7 @@ from tradewind.serialization.values import (
 )
 from tradewind.timetables import CronTriggerTimetable, create_timetable
 
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def round_trip(dag: DAG) -> tuple[dict[str, Any], SerializedDAG]:
@@ -183,7 +183,9 @@ def test_dag_fields_round_trip_and_read_back_typed() -> None:
     ],
     ids=lambda v: repr(v)[:40],
 )
-def test_every_schedule_kind_round_trips_to_the_same_timetable(schedule: Any, display: str | None) -> None:
+def test_every_schedule_kind_round_trips_to_the_same_timetable(
+    schedule: Any, display: str | None
+) -> None:
     # given a DAG with this schedule
     with DAG("scheduled", schedule=schedule, start_date=START) as dag:
         EmptyOperator(task_id="t")
@@ -201,7 +203,11 @@ def test_timezone_named_zone_is_kept() -> None:
     from zoneinfo import ZoneInfo
 
     # given a start date in a named zone
-    with DAG("tz", schedule="0 6 * * *", start_date=datetime(2024, 3, 1, tzinfo=ZoneInfo("Europe/Amsterdam"))) as dag:
+    with DAG(
+        "tz",
+        schedule="0 6 * * *",
+        start_date=datetime(2024, 3, 1, tzinfo=ZoneInfo("Europe/Amsterdam")),
+    ) as dag:
         EmptyOperator(task_id="t")
     # when it round-trips / expect the zone name, and UTC text for the date
     document, view = round_trip(dag)
@@ -280,7 +286,7 @@ def test_unserializable_template_value_is_shown_as_repr_without_address() -> Non
     with DAG("opaque", start_date=START) as dag:
         Echo(task_id="t", message=Opaque())
     # when it round-trips
-    document, view = round_trip(dag)
+    _document, view = round_trip(dag)
     # expect a repr, without the memory address that would change the hash every parse
     value = view.get_task("t").template_values["message"]
     assert isinstance(value, ReprValue)
@@ -305,7 +311,7 @@ def test_nested_task_groups_keep_tree_labels_and_order() -> None:
             a >> inner >> d
         start >> outer
     # when it round-trips
-    document, view = round_trip(dag)
+    _document, view = round_trip(dag)
     # expect the same tree, in definition order
     root = view.task_group
     assert isinstance(root, SerializedTaskGroup) and root.is_root
@@ -313,7 +319,11 @@ def test_nested_task_groups_keep_tree_labels_and_order() -> None:
     outer_view = root.children["outer"]
     assert isinstance(outer_view, SerializedTaskGroup)
     assert list(outer_view.children) == ["outer.a", "outer.inner", "outer.flat"]
-    assert (outer_view.tooltip, outer_view.ui_color, outer_view.ui_fgcolor) == ("outer box", "#111", "#eee")
+    assert (outer_view.tooltip, outer_view.ui_color, outer_view.ui_fgcolor) == (
+        "outer box",
+        "#111",
+        "#eee",
+    )
     inner_view = view.task_group_dict["outer.inner"]
     assert inner_view.parent_group is outer_view
     assert inner_view.label == "inner"
@@ -357,7 +367,9 @@ def test_mapped_tasks_literal_upstream_cross_product_and_expand_kwargs() -> None
         Echo.partial(task_id="echo", retries=2).expand(message=["a", "b"])  # classic operator
     # when it round-trips
     document, view = round_trip(dag)
-    literal, upstream, cross, kwargs = (view.get_task(t) for t in ("add", "add__1", "add__2", "add__3"))
+    literal, upstream, cross, kwargs = (
+        view.get_task(t) for t in ("add", "add__1", "add__2", "add__3")
+    )
     # expect mapping info and literal lengths
     assert literal.is_mapped and literal.expand_input is not None
     assert literal.expand_input.kind == "dict_of_lists"
@@ -411,12 +423,19 @@ def test_mapping_over_zip_and_map_references() -> None:
     mapped = view.get_task("show__1").expand_input
     concat = view.get_task("show__2").expand_input
     # expect the transforms described with their inputs
-    assert zipped is not None and zipped.value["value"] == ZipXComRef((XComRef("left"), XComRef("right")), 0, True)
+    assert zipped is not None and zipped.value["value"] == ZipXComRef(
+        (XComRef("left"), XComRef("right")), 0, True
+    )
     assert mapped is not None
     assert mapped.value["value"] == MapXComRef(XComRef("left"), (f"{double.__module__}.double",))
     assert concat is not None
     assert sorted(concat.iter_references()) == [("left", "return_value"), ("right", "return_value")]
-    assert task_doc(document, "show__1")["mapping"]["expand_input"]["value"]["value"]["__xcomarg"]["type"] == "map"
+    assert (
+        task_doc(document, "show__1")["mapping"]["expand_input"]["value"]["value"]["__xcomarg"][
+            "type"
+        ]
+        == "map"
+    )
     assert view.get_task("show").upstream_task_ids == {"left", "right"}
 
 
@@ -438,7 +457,7 @@ def test_mapped_task_group_expand_input_and_mapped_arguments() -> None:
 
         per_file.expand(name=files())
     # when it round-trips
-    document, view = round_trip(dag)
+    _document, view = round_trip(dag)
     # expect the group's expansion and the argument reference in its task
     group = view.task_group_dict["per_file"]
     assert group.is_mapped
@@ -491,13 +510,19 @@ def test_branching_and_edge_labels() -> None:
     # when it round-trips
     document, view = round_trip(dag)
     # expect labels on the edges and the branch operators named
-    assert document["dag"]["edge_info"]["choose"] == {"yes": {"label": "yes please"}, "no": {"label": "no thanks"}}
+    assert document["dag"]["edge_info"]["choose"] == {
+        "yes": {"label": "yes please"},
+        "no": {"label": "no thanks"},
+    }
     assert view.get_edge_info("choose", "no") == {"label": "no thanks"}
     assert view.get_edge_info("yes", "join") == {}
     assert view.get_task("choose").operator_name == "@task.branch"
     assert view.get_task("classic").operator_name == "BranchPythonOperator"
     assert view.get_task("join").trigger_rule is TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
     assert view.get_task("choose").downstream_task_ids == {"yes", "no"}
+    assert view.get_task("choose").inherits_from_skipmixin
+    assert view.get_task("classic").inherits_from_skipmixin
+    assert not view.get_task("join").inherits_from_skipmixin
 
 
 def test_setup_and_teardown_flags() -> None:
@@ -540,7 +565,12 @@ def test_params_with_schemas_keep_order_and_required() -> None:
     entries = document["dag"]["params"]
     assert [e["name"] for e in entries] == ["region", "limit", "token", "plain"]
     assert entries[2] == {"name": "token", "description": None, "schema": {"type": "string"}}
-    assert entries[0] == {"name": "region", "value": "eu", "description": "where", "schema": {"enum": ["eu", "us"]}}
+    assert entries[0] == {
+        "name": "region",
+        "value": "eu",
+        "description": "where",
+        "schema": {"enum": ["eu", "us"]},
+    }
     assert list(view.params) == ["region", "limit", "token", "plain"]
     assert view.params["limit"].value == 10
     assert view.params["limit"].schema == {"type": "integer", "minimum": 1}
@@ -616,7 +646,7 @@ def test_only_non_default_task_arguments_are_written_in_plain_forms() -> None:
     assert busy.do_xcom_push is False
     assert busy.has_on_failure_callback and busy.has_on_retry_callback and busy.has_pre_execute
     assert not busy.has_on_success_callback
-    assert busy.start_date == datetime(2024, 6, 1, tzinfo=timezone.utc)
+    assert busy.start_date == datetime(2024, 6, 1, tzinfo=UTC)
     assert busy.task_display_name == "Busy task"
     assert busy.outlets == [Asset("s3://lake/out")]
     plain = view.get_task("plain")
@@ -702,6 +732,38 @@ def test_priority_weight_totals_with_mixed_rules_negative_weights_and_clamping()
     assert totals["e"] == -(2**31)  # -(2**31) - 7 underflows: clamped
 
 
+def test_priority_weight_totals_match_a_brute_force_sum_on_random_dags() -> None:
+    import random
+
+    rng = random.Random(20240101)
+    for round_no in range(5):
+        # given a random DAG with random weights and rules
+        with DAG(f"random_{round_no}", start_date=START) as dag:
+            tasks = [
+                EmptyOperator(
+                    task_id=f"t{i}",
+                    priority_weight=rng.randint(-50, 10**6),
+                    weight_rule=rng.choice(["downstream", "upstream", "absolute"]),
+                )
+                for i in range(60)
+            ]
+            for i, current in enumerate(tasks[1:], start=1):
+                for parent in rng.sample(tasks[:i], rng.randint(0, min(i, 3))):
+                    parent >> current
+        # when serialized
+        document = serialize_dag(dag)
+        # expect each total to be the weight plus the distinct relatives' weights by its rule
+        for live in tasks:
+            if live.weight_rule == "absolute":
+                relatives: set[str] = set()
+            else:
+                relatives = live.get_flat_relative_ids(upstream=live.weight_rule == "upstream")
+            expected = live.priority_weight + sum(
+                dag.get_task(t).priority_weight for t in relatives
+            )
+            assert task_doc(document, live.task_id)["priority_weight_total"] == expected
+
+
 def test_ten_thousand_task_chain_round_trips_without_recursion_error() -> None:
     # given a 10,000-task chain (deeper than the recursion limit)
     with DAG("long_chain", start_date=START) as dag:
@@ -719,7 +781,9 @@ def test_ten_thousand_task_chain_round_trips_without_recursion_error() -> None:
     order = view.topological_sort()
     assert [t.task_id for t in order[:3]] == ["t0", "t1", "t2"]
     assert len(order) == 10_000
-    assert view.get_task("t5000").get_flat_relative_ids(upstream=True) == {f"t{i}" for i in range(5000)}
+    assert view.get_task("t5000").get_flat_relative_ids(upstream=True) == {
+        f"t{i}" for i in range(5000)
+    }
 
 
 # -- the views ---------------------------------------------------------------------------------
@@ -737,7 +801,9 @@ def test_view_graph_helpers_match_the_live_dag() -> None:
     assert view.task_ids == dag.task_ids
     assert [t.task_id for t in view.roots] == [t.task_id for t in dag.roots]
     assert [t.task_id for t in view.leaves] == [t.task_id for t in dag.leaves]
-    assert [t.task_id for t in view.topological_sort()] == [t.task_id for t in dag.topological_sort()]
+    assert [t.task_id for t in view.topological_sort()] == [
+        t.task_id for t in dag.topological_sort()
+    ]
     assert [t.task_id for t in view.get_task("a").downstream_list] == ["b", "c"]
     assert view.get_task("a").get_flat_relative_ids() == {"b", "c", "d"}
     assert isinstance(view.get_task("a"), SerializedTask)
@@ -799,23 +865,35 @@ def test_error_names_dag_task_and_argument() -> None:
     # when serialized / expect the DAG, the task and the argument named
     with pytest.raises(SerializationError) as info:
         serialize_dag(dag)
-    assert (info.value.dag_id, info.value.task_id, info.value.argument) == ("bad_task", "t", "params['when']")
+    assert (info.value.dag_id, info.value.task_id, info.value.argument) == (
+        "bad_task",
+        "t",
+        "params['when']",
+    )
 
 
 def test_error_for_object_in_doc_md() -> None:
     # given a task whose doc_md is not text
     with DAG("bad_doc", start_date=START) as dag:
-        Echo(task_id="t", doc_md=Custom())  # type: ignore[arg-type]
+        Echo(task_id="t", doc_md=Custom())
     # when serialized / expect an error naming the argument
     with pytest.raises(SerializationError) as info:
         serialize_dag(dag)
-    assert (info.value.dag_id, info.value.task_id, info.value.argument) == ("bad_doc", "t", "doc_md")
+    assert (info.value.dag_id, info.value.task_id, info.value.argument) == (
+        "bad_doc",
+        "t",
+        "doc_md",
+    )
     # and the same for the DAG's own doc_md
-    with DAG("bad_dag_doc", start_date=START, doc_md=Custom()) as dag2:  # type: ignore[arg-type]
+    with DAG("bad_dag_doc", start_date=START, doc_md=Custom()) as dag2:
         EmptyOperator(task_id="t")
     with pytest.raises(SerializationError) as info2:
         serialize_dag(dag2)
-    assert (info2.value.dag_id, info2.value.task_id, info2.value.argument) == ("bad_dag_doc", None, "doc_md")
+    assert (info2.value.dag_id, info2.value.task_id, info2.value.argument) == (
+        "bad_dag_doc",
+        None,
+        "doc_md",
+    )
 
 
 def test_error_path_points_inside_executor_config() -> None:

@@ -38,8 +38,15 @@ def list_tasks(state: CliState, dag_id: str, tree: bool, output: str) -> None:
     rows = []
     for task in ordered:
         data = task_json(task)
-        marks = [m for m, on in (("mapped", task.is_mapped), ("setup", task.is_setup),
-                                 ("teardown", task.is_teardown)) if on]
+        marks = [
+            m
+            for m, on in (
+                ("mapped", task.is_mapped),
+                ("setup", task.is_setup),
+                ("teardown", task.is_teardown),
+            )
+            if on
+        ]
         rows.append(
             [
                 task.task_id,

@@ -177,7 +177,9 @@ def _roots(options: ParseOptions) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def collect_dags(options: ParseOptions, *, progress: ProgressCallback | None = None) -> DagCollection:
+def collect_dags(
+    options: ParseOptions, *, progress: ProgressCallback | None = None
+) -> DagCollection:
     """Find and parse every DAG file of ``options.dags_folder`` (and the examples, if asked).
 
     A DAG id defined by two files is kept from the first (in sorted path order, user files
@@ -202,7 +204,9 @@ def collect_dags(options: ParseOptions, *, progress: ProgressCallback | None = N
     return collection
 
 
-def _duplicate_error(dag_id: str, first: str, again: str, roots: dict[str, Path]) -> ImportErrorInfo:
+def _duplicate_error(
+    dag_id: str, first: str, again: str, roots: dict[str, Path]
+) -> ImportErrorInfo:
     def shown(path: str) -> str:
         root = roots.get(path)
         if root is not None and Path(path).is_relative_to(root):
@@ -294,7 +298,9 @@ class _ForkPool:
             _child_main(path, root, self.options.timeout, write_fd)
         os.close(write_fd)
         now = time.monotonic()
-        child = _Child(index, path, pid, read_fd, now, now + self.options.timeout + _KILL_GRACE_SECONDS)
+        child = _Child(
+            index, path, pid, read_fd, now, now + self.options.timeout + _KILL_GRACE_SECONDS
+        )
         self.running[read_fd] = child
         self.selector.register(read_fd, selectors.EVENT_READ, child)
 
@@ -316,7 +322,9 @@ class _ForkPool:
         for child in list(self.running.values()):
             if now >= child.deadline:
                 self._kill(child)
-                finished.append((child, _timed_out(child.path, self.options.timeout, now - child.started)))
+                finished.append(
+                    (child, _timed_out(child.path, self.options.timeout, now - child.started))
+                )
         return finished
 
     def _release(self, child: _Child) -> None:
@@ -376,7 +384,9 @@ def _describe_exit(status: int) -> str:
         except ValueError:
             name = str(number)
         return f"the parsing process was killed by signal {name}"
-    return f"the parsing process exited with code {os.waitstatus_to_exitcode(status)} without a result"
+    return (
+        f"the parsing process exited with code {os.waitstatus_to_exitcode(status)} without a result"
+    )
 
 
 def _crashed(path: str, message: str, elapsed: float) -> FileResult:
@@ -449,4 +459,3 @@ def _parse_in_subprocesses(
             if progress is not None:
                 progress(done, total, pair[0])
     return results
-

@@ -146,7 +146,9 @@ class _ParseTimeout(BaseException):
 # --- settings --------------------------------------------------------------------------------
 
 
-def apply_parse_settings(*, default_timezone: str | None = None, max_map_length: int | None = None) -> None:
+def apply_parse_settings(
+    *, default_timezone: str | None = None, max_map_length: int | None = None
+) -> None:
     """Apply the settings DAG files are defined under, in this process.
 
     Parsing processes inherit them from the parent (``fork``) or receive them as arguments.
@@ -262,7 +264,7 @@ def load_dag_from_file(
 
 
 def _same_file(a: str | None, b: str) -> bool:
-    return bool(a) and os.path.abspath(a) == b  # type: ignore[arg-type]
+    return a is not None and a != "" and os.path.abspath(a) == b
 
 
 def _line_from_problems(exc: DagDefinitionError, path: str) -> int | None:

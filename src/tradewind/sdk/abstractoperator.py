@@ -84,6 +84,8 @@ TASK_ARG_DEFAULTS: dict[str, Any] = {
     "post_execute": None,
 }
 
+_HOOK_ARGS = frozenset({"pre_execute", "post_execute"})
+
 CALLBACK_ARGS = (
     "on_execute_callback",
     "on_success_callback",
@@ -234,7 +236,11 @@ class AbstractOperator(DependencyMixin):
         """Set and normalise the shared task arguments (``values`` has every key of
         :data:`TASK_ARG_DEFAULTS`)."""
         for key, default in TASK_ARG_DEFAULTS.items():
-            setattr(self, key, values.get(key, default))
+            value = values.get(key, default)
+            # An unset hook must not hide a pre_execute/post_execute method of a subclass.
+            if key in _HOOK_ARGS and value is None:
+                continue
+            setattr(self, key, value)
         self.retry_delay = _as_timedelta(self.retry_delay, "retry_delay", owner_name) or timedelta(
             0
         )

@@ -347,7 +347,7 @@ class MappedOperator(AbstractOperator):
         else:
             kwargs.update(mapped_kwargs)
         for key in TASK_ARG_DEFAULTS:
-            kwargs[key] = getattr(self, key)
+            kwargs[key] = getattr(self, key, None)
         kwargs["params"] = self.params
         with _context_stack.suspended():
             op = self.operator_class(task_id=self.label, **kwargs)

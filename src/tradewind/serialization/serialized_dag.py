@@ -24,7 +24,8 @@ Shape (``serialize_dag(dag)``)::
         "tasks": [in definition order, each
             {"task_id", "operator_class" ("module.Class"), "operator_name", "task_group_id",
              "upstream_task_ids", "downstream_task_ids" (sorted), "is_mapped", "is_empty",
-             "is_setup", "is_teardown", "on_failure_fail_dagrun", "ui_color", "ui_fgcolor",
+             "inherits_from_skipmixin" (it may skip other tasks), "is_setup", "is_teardown",
+             "on_failure_fail_dagrun", "ui_color", "ui_fgcolor",
              "priority_weight_total", "template_fields", "template_ext",
              "template_fields_renderers"?, "template_values"?, "params"?,
              "args": {every task argument that differs from its default},
@@ -293,8 +294,8 @@ class _DagWriter:
             timetable = getattr(dag, "timetable", None)
             if timetable is None:
                 timetable = create_timetable(dag.schedule, timezone=dag.timezone)
-            data = timetable.to_dict()
-            canonical_json(data)
+            # Through JSON text once, so tuples are lists exactly as after a trip to the DB.
+            data = json.loads(json.dumps(timetable.to_dict(), allow_nan=False))
         except SerializationError as exc:
             self.fail(f"cannot serialize the timetable: {exc.args[0]}", argument="schedule")
         except (InvalidArgumentError, ValueError, TypeError) as exc:
@@ -356,10 +357,10 @@ class _DagWriter:
                 group.group_display_name, "group_display_name", strict=False
             ),
             "children": children,
-            "expand_input": self._expand_input(group.expand_input, f"task group {gid!r}", None),
+            "expand_input": self._expand_input(group.expand_input, None),
         }
 
-    def _expand_input(self, ei: Any, owner: str, task_id: str | None) -> dict[str, Any] | None:
+    def _expand_input(self, ei: Any, task_id: str | None) -> dict[str, Any] | None:
         if ei is None:
             return None
         try:
@@ -377,16 +378,14 @@ class _DagWriter:
     def _task(self, task: Any, priority_weight_total: int) -> dict[str, Any]:
         tid = task.task_id
         if isinstance(task, SerializedTask):
-            operator_class, operator_name, is_empty = (
-                task.operator_class,
-                task.operator_name,
-                task.is_empty,
-            )
+            operator_class, operator_name = task.operator_class, task.operator_name
+            is_empty, skips = task.is_empty, task.inherits_from_skipmixin
         else:
             cls = task.operator_class if task.is_mapped else type(task)
             operator_class = dotted_name(cls) or cls.__name__
             operator_name = getattr(cls, "custom_operator_name", None) or cls.__name__
             is_empty = self._is_empty(task, cls)
+            skips = bool(getattr(cls, "inherits_from_skipmixin", False))
         group = task.task_group
         fields = _field_names(task.template_fields)
         out: dict[str, Any] = {
@@ -398,6 +397,7 @@ class _DagWriter:
             "downstream_task_ids": sorted(task.downstream_task_ids),
             "is_mapped": bool(task.is_mapped),
             "is_empty": is_empty,
+            "inherits_from_skipmixin": skips,
             "is_setup": bool(task.is_setup),
             "is_teardown": bool(task.is_teardown),
             "on_failure_fail_dagrun": bool(task.on_failure_fail_dagrun),
@@ -444,7 +444,7 @@ class _DagWriter:
             skip = set(fields) | set(TASK_ARG_DEFAULTS)
             partial = {k: v for k, v in task.partial_kwargs.items() if k not in skip}
         return {
-            "expand_input": self._expand_input(task.expand_input, f"task {tid!r}", tid),
+            "expand_input": self._expand_input(task.expand_input, tid),
             "partial_kwargs": {
                 k: self.value(v, k, strict=False, task_id=tid) for k, v in partial.items()
             },
@@ -523,7 +523,8 @@ def dag_hash(document: Mapping[str, Any]) -> str:
 
 
 def to_json(document: Mapping[str, Any]) -> str:
-    """Compact JSON text for a document (key order kept, so equal documents give equal text)."""
+    """Compact JSON text for a document: no whitespace, key order kept (the writer's order is
+    fixed, so one DAG always gives the same text), and no NaN/Infinity."""
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 

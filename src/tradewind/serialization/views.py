@@ -33,6 +33,7 @@ from tradewind.sdk.abstractoperator import (
     DEFAULT_POOL,
     DEFAULT_QUEUE,
     DEFAULT_RETRY_DELAY,
+    TASK_ARG_DEFAULTS,
 )
 from tradewind.sdk.trigger_rule import TriggerRule, WeightRule
 from tradewind.serialization._graph import CycleError, topological_order
@@ -60,6 +61,12 @@ FLAG_ARGS = (*CALLBACK_ARGS, "pre_execute", "post_execute")
 SECONDS_ARGS = frozenset({"retry_delay", "max_retry_delay", "execution_timeout"})
 #: Task arguments written as ISO 8601 UTC text.
 DATE_ARGS = frozenset({"start_date", "end_date"})
+
+
+_ARG_KEYS = frozenset(
+    [f"has_{name}" for name in FLAG_ARGS]
+    + [name for name in TASK_ARG_DEFAULTS if name not in FLAG_ARGS]
+)
 
 
 def _seconds(value: Any) -> timedelta | None:
@@ -184,6 +191,8 @@ class SerializedTask:
         self.downstream_task_ids: set[str] = set(data["downstream_task_ids"])
         self.is_mapped: bool = data["is_mapped"]
         self.is_empty: bool = data["is_empty"]
+        #: The operator may skip other tasks (branching, short-circuit).
+        self.inherits_from_skipmixin: bool = data.get("inherits_from_skipmixin", False)
         self.is_setup: bool = data.get("is_setup", False)
         self.is_teardown: bool = data.get("is_teardown", False)
         self.on_failure_fail_dagrun: bool = data.get("on_failure_fail_dagrun", False)
@@ -199,7 +208,9 @@ class SerializedTask:
         if "params" in data:
             self._params_data = data["params"]
         for name, value in data.get("args", {}).items():
-            setattr(self, name, _decode_arg(name, value))
+            # Only known arguments: a key from a newer writer must not shadow structure.
+            if name in _ARG_KEYS:
+                setattr(self, name, _decode_arg(name, value))
         if self.start_date is None:
             self.start_date = dag.start_date
         if self.end_date is None:
@@ -213,6 +224,7 @@ class SerializedTask:
     # -- identity -----------------------------------------------------------------------------
     @property
     def dag_id(self) -> str:
+        """The id of the DAG this task belongs to."""
         return self.dag.dag_id
 
     @property
@@ -238,13 +250,16 @@ class SerializedTask:
     # -- relatives -------------------------------------------------------------------------------
     @property
     def upstream_list(self) -> list[SerializedTask]:
+        """The direct upstream tasks, sorted by id."""
         return [self.dag.task_dict[t] for t in sorted(self.upstream_task_ids)]
 
     @property
     def downstream_list(self) -> list[SerializedTask]:
+        """The direct downstream tasks, sorted by id."""
         return [self.dag.task_dict[t] for t in sorted(self.downstream_task_ids)]
 
     def get_direct_relative_ids(self, upstream: bool = False) -> set[str]:
+        """The ids of the direct upstream (or downstream) tasks."""
         return self.upstream_task_ids if upstream else self.downstream_task_ids
 
     def get_flat_relative_ids(self, *, upstream: bool = False) -> set[str]:
@@ -297,6 +312,7 @@ class SerializedTaskGroup:
 
     @property
     def is_root(self) -> bool:
+        """Whether this is the DAG's root group (which has no id)."""
         return self.group_id is None
 
     @property
@@ -424,13 +440,16 @@ class SerializedDAG:
     # -- tasks ----------------------------------------------------------------------------------
     @property
     def tasks(self) -> list[SerializedTask]:
+        """Every task, in definition order."""
         return list(self.task_dict.values())
 
     @property
     def task_ids(self) -> list[str]:
+        """Every task id, in definition order."""
         return list(self.task_dict)
 
     def has_task(self, task_id: str) -> bool:
+        """Whether the DAG has a task with this id."""
         return task_id in self.task_dict
 
     def get_task(self, task_id: str) -> SerializedTask:
@@ -464,10 +483,12 @@ class SerializedDAG:
         return [tasks[tid] for tid in order]
 
     def get_edge_info(self, upstream_task_id: str, downstream_task_id: str) -> dict[str, Any]:
+        """Display information of an edge (``{"label": ...}``), or ``{}``."""
         return self.edge_info.get(upstream_task_id, {}).get(downstream_task_id, {})
 
     @property
     def task_group_dict(self) -> dict[str | None, SerializedTaskGroup]:
+        """Every task group by id (the root under ``None``)."""
         return self.task_group.get_task_group_dict()
 
     @property

@@ -104,6 +104,14 @@ def utc_key(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def interval_keys(start: datetime | None, end: datetime | None) -> tuple[str, str]:
+    """The interval's bounds as stored in ``sold_at``; a run without an interval is an error."""
+    if start is None or end is None:
+        # A manual run triggered without a logical date has no data interval to load.
+        raise ValueError("this DAG loads one data interval per run: trigger it with a logical date")
+    return utc_key(start), utc_key(end)
+
+
 def _hours(start: datetime, end: datetime) -> Iterator[datetime]:
     moment = start
     while moment < end:
@@ -139,6 +147,7 @@ def extract(data_interval_start: Any = None, data_interval_end: Any = None) -> l
     """The interval's sales rows (the interval comes from the run's context)."""
     # Rows travel through XCom here because a day is small (72 rows); a large extract would
     # be staged to a file and only its path passed on.
+    interval_keys(data_interval_start, data_interval_end)
     return [list(row) for row in generate_sales(data_interval_start, data_interval_end)]
 
 
@@ -149,7 +158,7 @@ def load(
     """Replace the interval's rows: DELETE then INSERT, committed together."""
     from contextlib import closing
 
-    start, end = utc_key(data_interval_start), utc_key(data_interval_end)
+    start, end = interval_keys(data_interval_start, data_interval_end)
     # One connection and one transaction: a failure between the two statements rolls the
     # delete back, so readers never see the interval half-loaded.
     with closing(sqlite_hook().get_conn()) as conn, conn:
@@ -167,7 +176,7 @@ def load(
 @task
 def summarize(data_interval_start: Any = None, data_interval_end: Any = None) -> dict[str, int]:
     """Recompute the interval's totals from the table and upsert them into the summary."""
-    start, end = utc_key(data_interval_start), utc_key(data_interval_end)
+    start, end = interval_keys(data_interval_start, data_interval_end)
     hook = sqlite_hook()
     row_count, units, revenue = hook.get_first(
         "SELECT count(*), coalesce(sum(units), 0), coalesce(sum(revenue_cents), 0) "
