@@ -205,8 +205,9 @@ def bench_dag_processing(repeat: int, n_files: int) -> Result:
         """
         import sys, time
         t0 = time.perf_counter()
-        from tradewind.dag_processing import collect_dags
-        result = collect_dags(sys.argv[1], include_examples=False)
+        from pathlib import Path
+        from tradewind.dag_processing import ParseOptions, collect_dags
+        result = collect_dags(ParseOptions(dags_folder=Path(sys.argv[1]), include_examples=False))
         elapsed = time.perf_counter() - t0
         assert not result.import_errors, result.import_errors[:1]
         assert len(result.dags) == int(sys.argv[2]), len(result.dags)

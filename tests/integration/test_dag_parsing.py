@@ -370,3 +370,26 @@ def test_load_dag_from_file_reports_import_and_definition_errors(tmp_path: Path)
     )
     with pytest.raises(DagDefinitionError):
         load_dag_from_file(invalid, "invalid")
+
+
+def test_default_timezone_setting_applies_to_naive_dates_in_the_child_only(tmp_path: Path) -> None:
+    # given a DAG with a naive start date
+    write(
+        tmp_path,
+        "naive.py",
+        """
+        from datetime import datetime
+        from tradewind import DAG
+
+        DAG("naive", schedule="@daily", start_date=datetime(2024, 1, 1))
+        """,
+    )
+    # when the folder is parsed with Amsterdam as the default timezone
+    doc = collect(tmp_path, default_timezone="Europe/Amsterdam").dags["naive"]["dag"]
+    # expect midnight in Amsterdam (UTC+1 in winter), the DAG's timezone set to it ...
+    assert doc["start_date"].startswith("2023-12-31T23:00:00")
+    assert doc["timezone"] == "Europe/Amsterdam"
+    # ... and this process's default left alone
+    from tradewind.sdk.timezone import UTC, get_default_timezone
+
+    assert get_default_timezone() is UTC

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -49,6 +50,8 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 2
     """Alias of :attr:`USAGE`."""
 
+
+_REFRESH_SECONDS = 0.1
 
 #: Values of ``--output`` on listing commands.
 OUTPUT_FORMATS = ("table", "json")
@@ -163,6 +166,7 @@ class ParseProgress:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._last_refresh = 0.0
 
     def __call__(self, done: int, total: int, path: Path) -> None:
         if not self.enabled or total < self.threshold:
@@ -187,7 +191,11 @@ class ParseProgress:
             self._task = self._progress.add_task("", total=total)
         assert self._task is not None
         self._progress.update(self._task, completed=done, description=path.name)
-        self._progress.refresh()
+        # Redrawing for every file would cost more than parsing a small one.
+        now = time.monotonic()
+        if now - self._last_refresh >= _REFRESH_SECONDS or done == total:
+            self._last_refresh = now
+            self._progress.refresh()
 
     def close(self) -> None:
         """Remove the bar (if one was shown)."""

@@ -71,6 +71,7 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "tradewind.sdk.timezone",
     "tradewind.sdk.trigger_rule",
     "tradewind.sdk.assets",
+    "tradewind.sdk.validation",
     "tradewind.timetables",
     "tradewind.serialization",
     "tradewind.operators.empty",
@@ -162,6 +163,38 @@ def _preload(modules: Sequence[str]) -> None:
             # A missing module is simply not warmed up; a broken one fails the DAG files that
             # import it, which report it as their import error, where the author looks.
             continue
+    _warm_up()
+
+
+def _warm_up() -> None:
+    """Define and serialize a small DAG once in the parent, before any fork.
+
+    Each child then finds the lazy imports done and the regular-expression and cron caches
+    filled (a cold child spends most of its time there, not in the DAG file).
+    """
+    from datetime import datetime
+
+    from tradewind.sdk import DAG, BaseOperator, TaskGroup
+    from tradewind.sdk._context_stack import collecting
+
+    class _Noop(BaseOperator):
+        def execute(self, context: Any) -> None:
+            return None
+
+    try:
+        with (
+            collecting(),
+            DAG("_tradewind_warm_up", schedule="@daily", start_date=datetime(2024, 1, 1)) as dag,
+        ):
+            with TaskGroup("g"):
+                first = _Noop(task_id="a")
+            first >> _Noop(task_id="b")
+        from tradewind.serialization import serialize_dag
+
+        serialize_dag(dag)
+    except Exception:
+        # Only an optimisation: a failure here shows up again, properly, in the DAG files.
+        return
 
 
 def _roots(options: ParseOptions) -> list[tuple[Path, Path]]:
@@ -264,9 +297,6 @@ class _ForkPool:
     def run(self, pairs: Sequence[tuple[Path, Path]]) -> list[FileResult]:
         options = self.options
         _preload(options.preload_modules)
-        apply_parse_settings(
-            default_timezone=options.default_timezone, max_map_length=options.max_map_length
-        )
         results: list[FileResult | None] = [None] * len(pairs)
         limit = max(1, options.processes)
         next_index = done = 0
@@ -295,6 +325,11 @@ class _ForkPool:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, measured through its output
             os.close(read_fd)
+            # Settings apply in the child only, so the calling process keeps its own.
+            apply_parse_settings(
+                default_timezone=self.options.default_timezone,
+                max_map_length=self.options.max_map_length,
+            )
             _child_main(path, root, self.options.timeout, write_fd)
         os.close(write_fd)
         now = time.monotonic()

@@ -158,13 +158,9 @@ def apply_parse_settings(
 
         set_max_map_length(max_map_length)
     if default_timezone is not None:
-        from tradewind.sdk import timezone as tz_module
+        from tradewind.sdk.timezone import set_default_timezone
 
-        # The SDK may not expose a setter yet; UTC is its built-in default, so nothing is lost
-        # when the configured zone is UTC.
-        setter = getattr(tz_module, "set_default_timezone", None)
-        if setter is not None:
-            setter(default_timezone)
+        set_default_timezone(default_timezone)
 
 
 # --- importing -------------------------------------------------------------------------------

@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import signal
-import subprocess
 import tempfile
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +25,8 @@ from tradewind.errors import CommandFailed, InvalidArgumentError, TaskSkipped, T
 from tradewind.sdk.baseoperator import BaseOperator
 
 if TYPE_CHECKING:
+    import subprocess
+
     from tradewind.sdk.context import Context
 
 __all__ = ["BashOperator", "DecoratedBashOperator"]
@@ -149,6 +149,8 @@ class BashOperator(BaseOperator):
                 argument="bash_command",
                 owner=self.task_id,
             )
+        import shutil  # loaded when a command runs, not when a DAG file is parsed
+
         bash = shutil.which("bash")
         if bash is None:
             raise TradewindError(f"task {self.task_id!r}: bash was not found on PATH")
@@ -166,6 +168,8 @@ class BashOperator(BaseOperator):
         return self.output_processor(last_line)
 
     def _run(self, bash: str, command: str, env: dict[str, str], cwd: str) -> tuple[int, str]:
+        import subprocess
+
         log.info("Running command: %s", command)
         process = subprocess.Popen(
             [bash, "-c", command],
@@ -195,6 +199,8 @@ class BashOperator(BaseOperator):
         return exit_code, last_line
 
     def _kill(self, process: subprocess.Popen[bytes]) -> None:
+        import subprocess
+
         if process.poll() is not None:
             return
         log.info("Sending SIGTERM to the command's process group")

@@ -16,7 +16,6 @@ any other only the names it declares. So a function can ask for context values b
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -123,6 +122,8 @@ def call_python(
     result = python_callable(*args, **kwargs)
     if inspect.isawaitable(result):
         # asyncio.run copies the current contextvars, so get_current_context() keeps working.
+        import asyncio  # only coroutine callables pay for loading asyncio
+
         return asyncio.run(_await(result))
     return result
 

@@ -290,9 +290,9 @@ class AbstractOperator(DependencyMixin):
         for date_arg in ("start_date", "end_date"):
             value = getattr(self, date_arg)
             if value is not None:
-                from tradewind.sdk.timezone import coerce_datetime
+                from tradewind.sdk.timezone import coerce_datetime, get_default_timezone
 
-                setattr(self, date_arg, coerce_datetime(value))
+                setattr(self, date_arg, coerce_datetime(value, get_default_timezone()))
         self.inlets = _as_list_or_empty(self.inlets)
         self.outlets = _as_list_or_empty(self.outlets)
         if self.executor_config is None:

@@ -96,7 +96,7 @@ class DAG:
     ) -> None:
         from tradewind.sdk.params import ParamsDict
         from tradewind.sdk.schedule import validate_schedule
-        from tradewind.sdk.timezone import UTC, coerce_datetime
+        from tradewind.sdk.timezone import coerce_datetime, get_default_timezone
 
         self._problems: list[DagProblem] = []
         if not isinstance(dag_id, str) or not _DAG_ID_RE.match(dag_id) or len(dag_id) > 250:
@@ -113,13 +113,15 @@ class DAG:
         # start_date may come through default_args, as older DAG files write it.
         start_date = start_date if start_date is not None else self.default_args.get("start_date")
         end_date = end_date if end_date is not None else self.default_args.get("end_date")
-        self.start_date = coerce_datetime(start_date) if start_date is not None else None
-        self.end_date = coerce_datetime(end_date) if end_date is not None else None
-        # The DAG's timezone (used for cron) comes from an aware start_date given by the user.
+        default_tz = get_default_timezone()
+        self.start_date = (
+            coerce_datetime(start_date, default_tz) if start_date is not None else None
+        )
+        self.end_date = coerce_datetime(end_date, default_tz) if end_date is not None else None
+        # The DAG's timezone (used for cron) is start_date's: the user's aware zone, or the
+        # configured default for a naive one.
         self.timezone: tzinfo = (
-            self.start_date.tzinfo
-            if self.start_date is not None and self.start_date.tzinfo
-            else UTC
+            self.start_date.tzinfo if self.start_date and self.start_date.tzinfo else default_tz
         )
         if self.start_date and self.end_date and self.start_date > self.end_date:
             self.add_problem(

@@ -204,6 +204,23 @@ def tz_name(tz: tzinfo) -> str:
     )
 
 
+_default_timezone: tzinfo = UTC
+
+
+def set_default_timezone(value: str | tzinfo) -> None:
+    """Set the zone naive DAG dates are read in (``[core] default_timezone``; UTC by default).
+
+    DAG processing and the task runtime call this from the settings before importing DAG files.
+    """
+    global _default_timezone
+    _default_timezone = parse_timezone(value)
+
+
+def get_default_timezone() -> tzinfo:
+    """The zone naive DAG dates are read in."""
+    return _default_timezone
+
+
 def coerce_datetime(
     value: Any,
     default_tz: str | tzinfo = UTC,
