@@ -61,7 +61,11 @@ class CliState:
             settings = self.settings()
             folder = self.effective_dags_folder()
             if not folder.exists():
-                warn(f"the DAGs folder {folder} does not exist")
+                if self.dags_folder is None and folder == settings.home / "dags":
+                    # A fresh home: make the default folder so the user knows where DAGs go.
+                    folder.mkdir(parents=True, exist_ok=True)
+                else:
+                    warn(f"the DAGs folder {folder} does not exist")
             options = ParseOptions.from_settings(
                 settings, dags_folder=folder, include_examples=self.load_examples
             )
