@@ -9,33 +9,14 @@ its REST API, so the audit log sees every change.
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import Any
 
 from tradewind.errors import TradewindError, VariableNotFound
 from tradewind.sdk import secrets
+from tradewind.sdk.params import NOTSET
 
 __all__ = ["NOTSET", "Variable"]
 
-
-class _NotSet:
-    """Marker for "no default given" (None is a legitimate default)."""
-
-    _instance: _NotSet | None = None
-
-    def __new__(cls) -> _NotSet:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "NOTSET"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-#: Default of :meth:`Variable.get`'s ``default``: raise when the variable does not exist.
-NOTSET: Final = _NotSet()
 
 _READ_ONLY = (
     "variables are read-only in task and DAG code; write them with the engine's CLI "
