@@ -16,6 +16,8 @@
     ├── ConnectionNotFound              no connection with that id (also KeyError)
     ├── VariableNotFound                no variable with that key (also KeyError)
     ├── NotFound                        an unknown DAG, run or task id (also KeyError)
+    ├── AlreadyExists                   a row with that id exists already (kind, ident)
+    ├── InvalidTransition               a state change the state machine forbids (from, to)
     ├── TaskSkipped                     raised by task code: mark this try skipped
     ├── TaskFailed                      raised by task code: fail this try without retrying
     ├── TaskTimeout                     execution_timeout elapsed
@@ -182,6 +184,30 @@ class VariableNotFound(NotFound):
     def __init__(self, key: str) -> None:
         self.key = key
         super().__init__("variable", key)
+
+
+class AlreadyExists(TradewindError):
+    """A DAG run, connection, backfill … with this id exists already."""
+
+    def __init__(self, kind: str, ident: str, message: str | None = None) -> None:
+        self.kind = kind
+        self.ident = ident
+        super().__init__(message or f"{kind} {ident!r} already exists")
+
+
+class InvalidTransition(TradewindError, ValueError):
+    """A requested state change that ``tradewind.state``'s transition table does not allow.
+
+    ``kind`` is ``"task"`` or ``"run"``; ``ident`` the row id; ``current`` the state(s) the
+    change was requested from and ``new`` the target state.
+    """
+
+    def __init__(self, kind: str, ident: object, current: object, new: object) -> None:
+        self.kind = kind
+        self.ident = ident
+        self.current = current
+        self.new = new
+        super().__init__(f"{kind} {ident!r}: illegal state change from {current} to {new}")
 
 
 class TaskSkipped(TradewindError):

@@ -23,8 +23,18 @@ __all__ = ["COMMANDS", "LazyGroup", "cli", "main"]
 #: name -> ("module:attribute" of the click command, one-line help shown by ``--help``).
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("tradewind.cli.config_cmd:config", "Show the effective configuration."),
+    "connections": (
+        "tradewind.cli.connections_cmd:connections",
+        "Add, get, list and delete connections.",
+    ),
+    "db": ("tradewind.cli.db_cmd:db", "Create, upgrade, check, reset and clean the database."),
     "dags": ("tradewind.cli.dags:dags", "List DAGs, show their structure and import errors."),
+    "pools": ("tradewind.cli.pools_cmd:pools", "Set, get, list and delete pools."),
     "tasks": ("tradewind.cli.tasks:tasks", "List the tasks of a DAG."),
+    "variables": (
+        "tradewind.cli.variables_cmd:variables",
+        "Set, get, list, delete, import and export variables.",
+    ),
 }
 
 

@@ -1,0 +1,113 @@
+"""Small pieces both executors use: workload -> runtime records, outcome -> event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tradewind.executors.workload import EventKind, ExecuteTask, ExecutorEvent
+from tradewind.runtime.supervisor import TrySpec
+from tradewind.runtime.task_runner import RunInfo, TaskInstanceInfo, TaskOutcome
+from tradewind.state import TaskState
+
+__all__ = ["event_from_outcome", "event_from_wire", "try_spec_for"]
+
+#: Outcome states a try may report.
+OUTCOME_STATES = frozenset(
+    {TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED, TaskState.UP_FOR_RETRY}
+)
+
+
+def try_spec_for(workload: ExecuteTask) -> TrySpec:
+    """The runtime's view of a workload (``log_path`` must be filled in)."""
+    key = workload.key
+    spec = workload.run
+    return TrySpec(
+        ti_id=workload.ti_id,
+        ti=TaskInstanceInfo(
+            dag_id=key.dag_id,
+            task_id=key.task_id,
+            run_id=key.run_id,
+            map_index=key.map_index,
+            try_number=key.try_number,
+            max_tries=workload.max_tries,
+        ),
+        run=RunInfo(
+            dag_id=key.dag_id,
+            run_id=key.run_id,
+            run_type=spec.run_type,
+            logical_date=spec.logical_date,
+            data_interval_start=spec.data_interval_start,
+            data_interval_end=spec.data_interval_end,
+            conf=dict(spec.conf),
+            start_date=spec.start_date,
+        ),
+        fileloc=workload.fileloc,
+        log_path=workload.log_path,
+    )
+
+
+def event_from_outcome(
+    workload: ExecuteTask,
+    outcome: TaskOutcome,
+    *,
+    start_date: datetime | None,
+    end_date: datetime | None,
+    pid: int | None,
+    hostname: str | None,
+) -> ExecutorEvent:
+    """The FINISHED event of a try that reported ``outcome``."""
+    return ExecutorEvent(
+        key=workload.key,
+        kind=EventKind.FINISHED,
+        state=outcome.state,
+        error=outcome.error,
+        traceback=outcome.traceback,
+        skipped_task_ids=tuple(outcome.skipped_task_ids),
+        start_date=start_date,
+        end_date=end_date,
+        pid=pid,
+        hostname=hostname,
+        rendered_fields=dict(outcome.rendered_fields),
+    )
+
+
+def _date(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def event_from_wire(
+    workload: ExecuteTask, message: dict[str, Any], *, pid: int | None, hostname: str | None
+) -> ExecutorEvent:
+    """The FINISHED event for an ``outcome`` message from a task process.
+
+    A state that is not an outcome state makes a LOST event instead (a broken task process).
+    """
+    try:
+        state = TaskState(str(message.get("state")))
+    except ValueError:
+        state = None
+    if state not in OUTCOME_STATES:
+        return ExecutorEvent(
+            key=workload.key,
+            kind=EventKind.LOST,
+            error=f"task process reported an invalid outcome state {message.get('state')!r}",
+            pid=pid,
+            hostname=hostname,
+        )
+    rendered = message.get("rendered_fields")
+    return ExecutorEvent(
+        key=workload.key,
+        kind=EventKind.FINISHED,
+        state=state,
+        error=message.get("error"),
+        traceback=message.get("traceback"),
+        skipped_task_ids=tuple(str(t) for t in message.get("skipped_task_ids") or ()),
+        start_date=_date(message.get("start_date")),
+        end_date=_date(message.get("end_date")),
+        pid=pid,
+        hostname=hostname,
+        rendered_fields={str(k): str(v) for k, v in rendered.items()}
+        if isinstance(rendered, dict)
+        else None,
+    )
