@@ -14,6 +14,8 @@ Each figure is the median of ``--repeat`` runs, printed beside a floor measured 
 - S1  building and serializing a 10,000-task DAG in this process.
 - W4  cold DAG processing of 100 (and 1,000) files of 10 tasks each, until every DAG is
       serialized (floor: forking and reaping one child per file with no work).
+- W1, W1b, W2-200, W2-2000, W3-1000, W3-10000, W5, W6: the engine (a running scheduler with
+  the local executor on SQLite, ``dags test``, ``standalone``); see ``engine.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from engine import BenchError
+from engine import workloads as engine_workloads
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -245,6 +250,7 @@ WORKLOADS: dict[str, Callable[[int], Result]] = {
     "S1": bench_serialize_10k,
     "W4-100": lambda r: bench_dag_processing(r, 100),
     "W4-1000": lambda r: bench_dag_processing(max(1, r // 2), 1000),
+    **engine_workloads(Result),
 }
 
 
@@ -267,9 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; known: {', '.join(WORKLOADS)}")
     results = []
+    failed: dict[str, str] = {}
     for wid in chosen:
         print(f"running {wid} ...", file=sys.stderr, flush=True)
-        results.append(WORKLOADS[wid](args.repeat))
+        try:
+            results.append(WORKLOADS[wid](args.repeat))
+        except (BenchError, subprocess.SubprocessError) as exc:
+            # One broken workload must not cost the figures of the others.
+            failed[wid] = str(exc)
+            print(f"{wid} FAILED: {exc}", file=sys.stderr, flush=True)
     print(f"\n{'id':<8} {'median':>10} {'floor':>10}  workload")
     for r in results:
         floor = f"{r.floor:.1f}" if r.floor is not None else "-"
@@ -278,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
             + (f"  (floor: {r.floor_name})" if r.floor_name else "")
         )
         for k, v in r.extra.items():
-            print(f"{'':<8} {v:>8.1f}ms {'':>10}  - {k}")
+            unit = "ms" if k.endswith("_ms") else "  "
+            print(f"{'':<8} {v:>8.1f}{unit} {'':>10}  - {k}")
+    for wid, why in failed.items():
+        print(f"{wid:<8} {'FAILED':>10}  {why.splitlines()[0] if why else ''}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -292,12 +307,13 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 "repeat": args.repeat,
                 "results": [asdict(r) for r in results],
+                "failed": failed,
             },
             indent=2,
         )
     )
     print(f"\nJSON written to {out}", file=sys.stderr)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

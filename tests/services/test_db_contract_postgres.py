@@ -6,34 +6,31 @@ migrated once, emptied between tests, and dropped at the end.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import PostgresServer
 
 from tradewind.db.database import Database
 from tradewind.db.migrate import migrate
 from tradewind.db.models import DEFAULT_POOL_NAME, DEFAULT_POOL_SLOTS
 
+if TYPE_CHECKING:
+    from conftest import PostgresServer
 
-def _load_contract():  # type: ignore[no-untyped-def]
-    # The shared test bodies live with the SQLite tests; load them by path (tests/ is not a
-    # package, so there is no import path between the two folders).
-    name = "tradewind_tests_db_contract"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parent.parent / "integration" / "db_contract.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+
+def _load_contract() -> Any:
+    # The shared test bodies live with the SQLite tests; tests/ is not a package, so make
+    # that folder importable (the integration module imports them by the same name).
+    folder = str(Path(__file__).resolve().parent.parent / "integration")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("db_contract")
 
 
 contract = _load_contract()

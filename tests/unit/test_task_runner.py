@@ -25,8 +25,8 @@ from tradewind.runtime import (
     TaskOutcome,
     run_task,
 )
-from tradewind.runtime import xcom as codec
 from tradewind.sdk import DAG, Connection, Param, secrets, task, task_group
+from tradewind.serialization import xcom as codec
 from tradewind.state import TaskState
 
 START = datetime(2024, 1, 1, tzinfo=UTC)

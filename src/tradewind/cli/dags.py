@@ -17,13 +17,24 @@ from tradewind.cli._dagview import (
 )
 from tradewind.cli._output import ExitCode, echo_err, output_option, print_json, print_table
 from tradewind.cli._state import CliState, dag_source_options, pass_state
+from tradewind.cli.backfill import backfill_cmd
+from tradewind.cli.dag_ops import (
+    delete_cmd,
+    next_execution_cmd,
+    pause_cmd,
+    reserialize_cmd,
+    state_cmd,
+    trigger_cmd,
+    unpause_cmd,
+)
+from tradewind.cli.dag_test_cmd import test_cmd
 
 __all__ = ["dags"]
 
 
 @click.group()
 def dags() -> None:
-    """List DAGs, show their structure and import errors."""
+    """List, show, test, trigger, pause and backfill DAGs."""
 
 
 @dags.command("list")
@@ -99,3 +110,18 @@ def show(state: CliState, dag_id: str, fmt: str) -> None:
         click.echo(render_tree(dag))
         if not dag.task_dict:
             echo_err(f"DAG {dag_id!r} has no tasks.")
+
+
+# Commands that work on the metadata database or run a DAG live in their own modules.
+for _command in (
+    test_cmd,
+    pause_cmd,
+    unpause_cmd,
+    trigger_cmd,
+    state_cmd,
+    next_execution_cmd,
+    delete_cmd,
+    reserialize_cmd,
+    backfill_cmd,
+):
+    dags.add_command(_command)

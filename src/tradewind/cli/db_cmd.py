@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -185,7 +186,18 @@ def migrate_cmd(state: CliState, output: str) -> None:
 @pass_state
 def check_cmd(state: CliState, output: str) -> None:
     """Check that the database is reachable and up to date (exit code 1 when it is not)."""
+    from sqlalchemy.engine import make_url
+
     settings = state.settings()
+    url = make_url(settings.database.url)
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not Path(path).expanduser().exists():
+        # Checking must not create the file (connecting to SQLite would).
+        fail(
+            f"there is no database at {path}",
+            ExitCode.FAILURE,
+            hint="run `tradewind db migrate` to create it",
+        )
     database = open_db(state, require_schema=False)
     with db_errors():
         status = database.check()

@@ -28,9 +28,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Add, get, list and delete connections.",
     ),
     "db": ("tradewind.cli.db_cmd:db", "Create, upgrade, check, reset and clean the database."),
-    "dags": ("tradewind.cli.dags:dags", "List DAGs, show their structure and import errors."),
+    "dag-processor": (
+        "tradewind.cli.processor_cmd:dag_processor",
+        "Parse DAG files into the database, noticing changes within seconds.",
+    ),
+    "dags": (
+        "tradewind.cli.dags:dags",
+        "List, show, test, trigger, pause and backfill DAGs.",
+    ),
     "pools": ("tradewind.cli.pools_cmd:pools", "Set, get, list and delete pools."),
-    "tasks": ("tradewind.cli.tasks:tasks", "List the tasks of a DAG."),
+    "runs": ("tradewind.cli.runs:runs", "List DAG runs."),
+    "scheduler": (
+        "tradewind.cli.scheduler_cmd:scheduler",
+        "Run the scheduler with the local executor.",
+    ),
+    "standalone": (
+        "tradewind.cli.standalone:standalone",
+        "Run the DAG processor and the scheduler together on this machine.",
+    ),
+    "tasks": ("tradewind.cli.tasks:tasks", "List, test, clear, mark and explain tasks."),
     "variables": (
         "tradewind.cli.variables_cmd:variables",
         "Set, get, list, delete, import and export variables.",

@@ -7,13 +7,14 @@ import click
 from tradewind.cli._dagview import group_tree_json, render_tree, resolve_dag, task_json
 from tradewind.cli._output import output_option, print_json, print_table
 from tradewind.cli._state import CliState, dag_source_options, pass_state
+from tradewind.cli.task_ops import clear_cmd, mark_cmd, state_cmd, test_cmd, why_cmd
 
 __all__ = ["tasks"]
 
 
 @click.group()
 def tasks() -> None:
-    """List the tasks of a DAG."""
+    """List, test, clear, mark and explain tasks."""
 
 
 @tasks.command("list")
@@ -61,3 +62,8 @@ def list_tasks(state: CliState, dag_id: str, tree: bool, output: str) -> None:
         rows,
         empty=f"DAG {dag_id!r} has no tasks.",
     )
+
+
+# Commands that run a task or work on task instances in the database live in task_ops.
+for _command in (test_cmd, state_cmd, clear_cmd, mark_cmd, why_cmd):
+    tasks.add_command(_command)

@@ -101,7 +101,15 @@ def sync_dag(
     dag.has_import_errors = False
     dag.last_parsed_at = now
 
-    latest = session.get(DagVersion, dag.latest_version_id) if dag.latest_version_id else None
+    # Only the hash and number: loading the (large) document just to compare would make
+    # re-parsing an unchanged folder pay for every DAG's JSON.
+    latest = None
+    if dag.latest_version_id is not None:
+        latest = session.execute(
+            sa.select(DagVersion.id, DagVersion.hash, DagVersion.version_number).where(
+                DagVersion.id == dag.latest_version_id
+            )
+        ).first()
     if latest is not None and latest.hash == digest:
         return SyncResult(dag_id, latest.id, latest.version_number, False, created)
     if created:

@@ -307,7 +307,7 @@ class TaskMap(Base):
 
 
 class XCom(Base):
-    """One XCom value, as JSON text written by :mod:`tradewind.runtime.xcom`."""
+    """One XCom value, as JSON text written by :mod:`tradewind.serialization.xcom`."""
 
     __tablename__ = "xcom"
     __table_args__ = (

@@ -25,7 +25,7 @@ from tradewind.db import xcom as db_xcom
 from tradewind.db.engine import session_scope
 from tradewind.db.state_changes import transition_task
 from tradewind.errors import ConnectionNotFound, VariableNotFound
-from tradewind.runtime import xcom as codec
+from tradewind.serialization import xcom as codec
 from tradewind.state import TaskState
 
 if TYPE_CHECKING:
@@ -139,9 +139,7 @@ class DbTaskDataService:
                 from tradewind.db.task_instances import record_task_map
 
                 keys = [str(k) for k in value] if isinstance(value, dict) else None
-                record_task_map(
-                    session, dag_id, run_id, task_id, map_index, len(value), keys
-                )
+                record_task_map(session, dag_id, run_id, task_id, map_index, len(value), keys)
 
     def get_variable(self, key: str) -> str:
         """The variable's value; raises :class:`VariableNotFound`."""

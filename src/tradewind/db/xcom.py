@@ -1,4 +1,4 @@
-"""XCom values of task instances, stored as JSON text through :mod:`tradewind.runtime.xcom`.
+"""XCom values of task instances, stored as JSON text through :mod:`tradewind.serialization.xcom`.
 
 Values are keyed by (dag_id, run_id, task_id, map_index, key). Writing a key again replaces
 the value; a new try of a task starts by deleting the task instance's values
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tradewind.db.engine import is_postgres
 from tradewind.db.models import XCom
 from tradewind.errors import NotFound
-from tradewind.runtime import xcom as codec
+from tradewind.serialization import xcom as codec
 
 __all__ = [
     "delete_xcoms",
@@ -132,7 +132,7 @@ def list_xcoms(
     map_index: int | None = None,
     key: str | None = None,
 ) -> list[XCom]:
-    """Stored XCom rows (``value`` still encoded; decode with ``runtime.xcom.decode``)."""
+    """Stored XCom rows (``value`` still encoded; decode with ``serialization.xcom.decode``)."""
     statement = (
         sa.select(XCom)
         .where(*_where(dag_id, run_id, task_id, map_index, key))

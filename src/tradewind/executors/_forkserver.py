@@ -10,10 +10,11 @@ in task processes. So the executor starts this module once, in a fresh interpret
 
 It reads one ``config`` message (``sys.path``, the settings DAG files are defined under, the
 worker configuration and the modules to preload), imports and warms up the task runtime,
-answers ``{"op": "ready"}``, and then forks one worker per ``{"op": "spawn"}`` message (the
-worker's channel comes with it, SCM_RIGHTS), reaping workers as they exit. It exits when the
-executor closes the socket, and dies with the executor (``PR_SET_PDEATHSIG``); its workers
-die with it.
+answers ``{"op": "ready"}``, and then forks one worker per ``{"op": "spawn", "spare": bool}``
+message (the worker's channel comes with it, SCM_RIGHTS). It is a child subreaper
+(``PR_SET_CHILD_SUBREAPER``): processes orphaned below it are reaped here, never left as
+zombies. It exits when the executor closes the socket, and dies with the executor
+(``PR_SET_PDEATHSIG``); its workers die with it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,7 @@ def _serve(sock: socket.socket) -> None:
         _FrameReader,
         _Stop,
         fork_worker,
-        set_parent_death_signal,
+        set_child_subreaper,
         warm_up_runtime,
     )
     from tradewind.runtime.supervisor import encode_frame
@@ -74,46 +76,56 @@ def _serve(sock: socket.socket) -> None:
             continue
     warm_up_runtime(through_supervisor=True)
     gc.freeze()
-    del set_parent_death_signal
     sock.sendall(encode_frame({"op": "ready", "pid": os.getpid()}))
 
-    workers: dict[int, int] = {}  # pidfd (or -1 keyed by pid) -> pid
-    polled: set[int] = set()
-    while True:
-        watched: list[Any] = [sock, *workers]
-        readable, _, _ = select.select(watched, [], [], 1.0 if polled else None)
-        for pidfd in [fd for fd in readable if fd in workers]:
-            pid = workers.pop(pidfd)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            os.close(pidfd)
-        for pid in list(polled):
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0] == 0:
-                    continue
-            polled.discard(pid)
-        if sock not in readable:
-            continue
-        try:
-            reader.receive_some()
-        except _Stop:
+    # Orphaned descendants (task processes whose worker died, commands they left behind)
+    # become this process's children; SIGCHLD wakes the loop to reap whatever exited.
+    set_child_subreaper()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    signal.set_wakeup_fd(wake_w)
+    own_fds = [sock.fileno(), wake_r, wake_w]
+
+    def spawn(message: dict[str, Any]) -> None:
+        if message.get("op") != "spawn" or not reader.fds:
             return
-        while (message := reader.next_message()) is not None:
-            if message.get("op") != "spawn" or not reader.fds:
-                continue
-            channel = socket.socket(fileno=reader.fds.pop(0))
-            close = [sock.fileno(), *workers]
-            try:
-                pid = fork_worker(channel, config, close)
-            except OSError as exc:
-                sock.sendall(encode_frame({"op": "spawn_failed", "error": str(exc)}))
-                channel.close()
-                continue
+        channel = socket.socket(fileno=reader.fds.pop(0))
+        spare = bool(message.get("spare", config.spare))
+        try:
+            fork_worker(channel, replace(config, spare=spare), own_fds)
+        except OSError as exc:
+            sock.sendall(encode_frame({"op": "spawn_failed", "error": str(exc)}))
+        finally:
             channel.close()
+
+    while True:
+        # Messages may have arrived together with the previous ones: handle the buffered first.
+        while (message := reader.next_message()) is not None:
+            spawn(message)
+        watched: list[Any] = [sock, wake_r]
+        readable, _, _ = select.select(watched, [], [])
+        if wake_r in readable:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(wake_r, 512):
+                    pass
+            _reap_all()
+        if sock in readable:
             try:
-                workers[os.pidfd_open(pid)] = pid
-            except (AttributeError, OSError):
-                polled.add(pid)
+                reader.receive_some()
+            except _Stop:
+                return
+
+
+def _reap_all() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def main(argv: Sequence[str] | None = None) -> int:

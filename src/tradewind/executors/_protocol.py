@@ -30,7 +30,7 @@ from collections import deque
 from typing import Any
 
 from tradewind.errors import TradewindError
-from tradewind.runtime.supervisor import _HEADER, MAX_FRAME_SIZE, encode_frame
+from tradewind.runtime.supervisor import FRAME_HEADER, MAX_FRAME_SIZE, encode_frame
 
 __all__ = ["Channel", "encode_frame"]
 
@@ -86,14 +86,14 @@ class Channel:
         messages: list[dict[str, Any]] = []
         buf = self._in
         offset = 0
-        while len(buf) - offset >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(buf, offset)
+        while len(buf) - offset >= FRAME_HEADER.size:
+            (size,) = FRAME_HEADER.unpack_from(buf, offset)
             if size > MAX_FRAME_SIZE:
                 raise TradewindError(f"peer sent a frame of {size} bytes (limit {MAX_FRAME_SIZE})")
-            end = offset + _HEADER.size + size
+            end = offset + FRAME_HEADER.size + size
             if len(buf) < end:
                 break
-            message = json.loads(bytes(buf[offset + _HEADER.size : end]))
+            message = json.loads(bytes(buf[offset + FRAME_HEADER.size : end]))
             if not isinstance(message, dict):
                 raise TradewindError(f"peer sent a frame that is not an object: {message!r}")
             messages.append(message)

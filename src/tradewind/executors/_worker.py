@@ -44,27 +44,32 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from tradewind.errors import TradewindError
 from tradewind.executors._common import try_spec_for
 from tradewind.executors._dagcache import DagCache, dag_root
 from tradewind.executors.workload import ExecuteTask
-from tradewind.runtime.supervisor import _HEADER, MAX_FRAME_SIZE, encode_frame
+from tradewind.runtime.supervisor import FRAME_HEADER, MAX_FRAME_SIZE, encode_frame
 
 __all__ = [
     "WorkerConfig",
     "describe_exit",
     "fork_worker",
+    "set_child_subreaper",
     "set_parent_death_signal",
     "spawn_worker",
     "warm_up_runtime",
 ]
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 _libc: Any = None
 # Log handlers inherited from the scheduler are detached in a worker but kept referenced
 # here: freeing one would close a file descriptor the scheduler's objects still name.
 _detached_handlers: list[logging.Handler] = []
 # Exit code of a task process that failed outside the task (EX_SOFTWARE).
 _CRASH_CODE = 70
+# A worker forks its spare task process only after being idle this long (seconds).
+_SPARE_DELAY = 0.002
 
 
 def set_parent_death_signal(sig: int) -> bool:
@@ -72,15 +77,30 @@ def set_parent_death_signal(sig: int) -> bool:
 
     Returns False where that is not available.
     """
-    global _libc
     if not sys.platform.startswith("linux"):
         return False
+    return _libc_prctl(_PR_SET_PDEATHSIG, sig) == 0
+
+
+def _libc_prctl(option: int, value: int) -> int | None:
+    global _libc
     try:
         if _libc is None:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return int(_libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
+            # The usual name first: find_library runs external tools (slow).
+            try:
+                _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            except OSError:
+                _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        return int(_libc.prctl(option, value, 0, 0, 0))
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def set_child_subreaper() -> bool:
+    """Make orphaned descendants this process's children (Linux only), to reap them here."""
+    if not sys.platform.startswith("linux"):
         return False
+    return _libc_prctl(_PR_SET_CHILD_SUBREAPER, 1) == 0
 
 
 def describe_exit(code: int | None, sig: int | None) -> str:
@@ -129,29 +149,22 @@ class _WarmUpChannel:
         return None
 
 
-def warm_up_runtime(*, through_supervisor: bool = False) -> None:
-    """Run one no-op templated task through the runtime in this process.
+_warm_up_cache: Any = None
 
-    The runtime imports some modules on first use and fills caches (template environments,
-    regular expressions). Done before forking, every task process finds them ready and shared.
-    ``through_supervisor`` runs the whole try, log included (to ``/dev/null``), which also
-    makes this process copy the memory pages a try writes to (used by spare task processes);
-    otherwise the task log is silenced (used in the scheduler's process).
-    """
-    from tradewind.operators.python import PythonOperator
-    from tradewind.runtime.supervisor import TrySpec, run_try
-    from tradewind.runtime.task_runner import RunInfo, TaskInstanceInfo, run_task
-    from tradewind.sdk._context_stack import collecting
-    from tradewind.sdk.dag_definition import DAG
-    from tradewind.sdk.timezone import utcnow
 
-    task_log = logging.getLogger("tradewind.task")
-    disabled = task_log.disabled
-    task_log.disabled = not through_supervisor
-    try:
+def _warm_up_task() -> tuple[Any, Any, Any]:
+    """The no-op DAG, run and task instance of the warm-up (built once per process)."""
+    global _warm_up_cache
+    if _warm_up_cache is None:
+        from tradewind.operators.python import PythonOperator
+        from tradewind.runtime.task_runner import RunInfo, TaskInstanceInfo
+        from tradewind.sdk._context_stack import collecting
+        from tradewind.sdk.dag_definition import DAG
+        from tradewind.sdk.timezone import utcnow
+
         day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
         with collecting(), DAG("_tradewind_warm_up", schedule=None, start_date=day) as dag:
-            op = PythonOperator(task_id="noop", python_callable=_noop, op_args=["{{ ds }}"])
+            PythonOperator(task_id="noop", python_callable=_noop, op_args=["{{ ds }}"])
         run = RunInfo(
             dag_id=dag.dag_id,
             run_id="warm_up",
@@ -160,11 +173,67 @@ def warm_up_runtime(*, through_supervisor: bool = False) -> None:
             data_interval_end=day,
         )
         ti = TaskInstanceInfo(dag_id=dag.dag_id, task_id="noop", run_id="warm_up", max_tries=0)
-        if through_supervisor:
-            spec = TrySpec(ti_id="", ti=ti, run=run, fileloc="", log_path=os.devnull)
-            run_try(spec, _WarmUpChannel(), load_dag=lambda fileloc, dag_id: dag)
-        else:
-            run_task(op, dag=dag, run=run, ti=ti, client=_WarmUpChannel())
+        _warm_up_cache = (dag, run, ti)
+    return _warm_up_cache
+
+
+def _loopback_channel() -> tuple[Any, socket.socket]:
+    """A PipeChannel whose replies are already waiting (the warm-up talks to itself)."""
+    from tradewind.runtime.supervisor import PipeChannel
+    from tradewind.sdk.timezone import utcnow
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    replies = [{"id": 1, "ok": True, "value": utcnow().isoformat()}]
+    replies += [{"id": i, "ok": True, "value": None} for i in range(2, 9)]
+    theirs.sendall(b"".join(encode_frame(reply) for reply in replies))
+    channel = PipeChannel(ours)
+    ours.settimeout(2.0)  # never wait for a reply that is not there
+    return channel, theirs
+
+
+def warm_up_runtime(*, through_supervisor: bool = False) -> None:
+    """Run one no-op templated task through the runtime in this process.
+
+    The runtime imports some modules on first use and fills caches (template environments,
+    regular expressions). Done before forking, every task process finds them ready and shared.
+    ``through_supervisor`` runs the whole try as a task process does (workload record, pipe
+    channel, log file, all on a loopback socket and ``/dev/null``), which also makes this
+    process copy the memory pages a try writes to (used by spare task processes); otherwise
+    only the task runs, with its log silenced (used in the scheduler's process).
+    """
+    from tradewind.executors.workload import ExecuteTask, RunSpec, TaskInstanceKey
+    from tradewind.runtime.supervisor import run_try
+    from tradewind.runtime.task_runner import run_task
+
+    task_log = logging.getLogger("tradewind.task")
+    disabled = task_log.disabled
+    task_log.disabled = not through_supervisor
+    try:
+        dag, run, ti = _warm_up_task()
+        if not through_supervisor:
+            run_task(dag.get_task("noop"), dag=dag, run=run, ti=ti, client=_WarmUpChannel())
+            return
+        record = ExecuteTask(
+            key=TaskInstanceKey(dag.dag_id, run.run_id, "noop"),
+            ti_id="",
+            dag_version_id=0,
+            fileloc="",
+            run=RunSpec(
+                run_type="manual",
+                logical_date=run.logical_date,
+                data_interval_start=run.data_interval_start,
+                data_interval_end=run.data_interval_end,
+            ),
+            max_tries=0,
+            log_path=os.devnull,
+        )
+        spec = try_spec_for(ExecuteTask.from_dict(record.to_dict()))
+        channel, peer = _loopback_channel()
+        try:
+            run_try(spec, channel, load_dag=lambda fileloc, dag_id: dag)
+        finally:
+            channel.close()
+            peer.close()
     except Exception:
         pass  # only an optimisation: a real try reports whatever is broken
     finally:
@@ -198,17 +267,24 @@ class _FrameReader:
             raise _Stop()
         self.buf += data
 
+    def next_message_ready(self) -> bool:
+        """Whether a complete message is buffered."""
+        if len(self.buf) < FRAME_HEADER.size:
+            return False
+        (size,) = FRAME_HEADER.unpack_from(self.buf)
+        return len(self.buf) >= FRAME_HEADER.size + size
+
     def next_message(self) -> dict[str, Any] | None:
         """A complete buffered message, or None."""
-        if len(self.buf) < _HEADER.size:
+        if len(self.buf) < FRAME_HEADER.size:
             return None
-        (size,) = _HEADER.unpack_from(self.buf)
+        (size,) = FRAME_HEADER.unpack_from(self.buf)
         if size > MAX_FRAME_SIZE:
             raise _Stop()
-        end = _HEADER.size + size
+        end = FRAME_HEADER.size + size
         if len(self.buf) < end:
             return None
-        message: dict[str, Any] = json.loads(bytes(self.buf[_HEADER.size : end]))
+        message: dict[str, Any] = json.loads(bytes(self.buf[FRAME_HEADER.size : end]))
         del self.buf[:end]
         return message
 
@@ -326,6 +402,14 @@ class _Worker:
     def _send(self, message: dict[str, Any]) -> None:
         self.sock.sendall(encode_frame(message))
 
+    def _idle_for(self, seconds: float) -> bool:
+        """Whether no message arrives within ``seconds`` (a spare is worth forking only
+        then: a busy worker forks each task process on demand and saves the warm-up)."""
+        if self.reader.next_message_ready():
+            return False
+        readable, _, _ = select.select([self.sock], [], [], seconds)
+        return not readable
+
     # -- loop -----------------------------------------------------------------------------------
     def serve(self) -> None:
         """Run tries until told to stop or the executor goes away."""
@@ -333,7 +417,7 @@ class _Worker:
         try:
             while True:
                 self._reap_zombies()
-                if self.spare is None and self.config.spare:
+                if self.spare is None and self.config.spare and self._idle_for(_SPARE_DELAY):
                     self._fork_spare()
                 try:
                     message = self.reader.read_message()
@@ -389,7 +473,8 @@ class _Worker:
         spare, self.spare = self.spare, None
         assert spare is not None
         try:
-            _pass_fd(spare.sock, {"workload": message["workload"]}, try_fd)
+            handoff = {"workload": message["workload"], "preload": message.get("preload", True)}
+            _pass_fd(spare.sock, handoff, try_fd)
         except OSError:
             self.spare = spare
             self._drop_spare()
@@ -400,17 +485,23 @@ class _Worker:
     # -- one try ------------------------------------------------------------------------------------
     def _run(self, message: dict[str, Any], try_fd: int) -> bool:
         """One try; returns False when the worker must exit afterwards."""
-        workload = ExecuteTask.from_dict(message["workload"])
+        try:
+            workload = ExecuteTask.from_dict(message["workload"])
+        except (KeyError, TradewindError) as exc:
+            os.close(try_fd)
+            self._send({"op": "exited", "pid": None, "code": None, "signal": None,
+                        "reason": f"unreadable workload: {exc}", "retire": False})  # fmt: skip
+            return True
         preload = bool(message.get("preload", True))
         key = (workload.fileloc, workload.key.dag_id, workload.dag_version_id)
         threads_before = threading.active_count()
         pid: int | None = None
         spare = self.spare
-        if (
-            preload
-            and spare is not None
-            and spare.generation == self.cache.generation
-            and self.cache.cached(*key) is not None
+        # The spare can take the try when it was forked with the DAG already imported (or
+        # when the task process is to import the DAG file itself anyway).
+        if spare is not None and (
+            not preload
+            or (spare.generation == self.cache.generation and self.cache.cached(*key) is not None)
         ):
             pid = self._hand_to_spare(message, try_fd)
         used_spare = pid is not None
@@ -455,11 +546,21 @@ class _Worker:
         kill_deadline: float | None = None
         reason: str | None = None
         stop = False
+        executor_gone = False
         try:
             while True:
                 waited, status = os.waitpid(pid, os.WNOHANG)
                 if waited == pid:
                     return status, reason, stop
+                # Messages may have come with the "run" one: handle what is buffered first.
+                while (message := self.reader.next_message()) is not None:
+                    op = message.get("op")
+                    if op in ("kill", "stop") and kill_deadline is None and reason is None:
+                        _signal_group(pid, signal.SIGTERM)
+                        kill_deadline = time.monotonic() + float(message.get("grace", grace))
+                        reason = "killed" if op == "kill" else "stopping"
+                    if op == "stop":
+                        stop = True
                 now = time.monotonic()
                 if hard_deadline is not None and now >= hard_deadline:
                     _signal_group(pid, signal.SIGKILL)
@@ -469,7 +570,9 @@ class _Worker:
                     kill_deadline = None
                 deadlines = [d for d in (hard_deadline, kill_deadline) if d is not None]
                 timeout = max(0.0, min(deadlines) - now) if deadlines else None
-                watched: list[Any] = [self.sock] + ([pidfd] if pidfd >= 0 else [])
+                watched: list[Any] = [] if executor_gone else [self.sock]
+                if pidfd >= 0:
+                    watched.append(pidfd)
                 if pidfd < 0:
                     timeout = 0.005 if timeout is None else min(timeout, 0.005)
                 readable, _, _ = select.select(watched, [], [], timeout)
@@ -480,16 +583,7 @@ class _Worker:
                 except _Stop:
                     # The executor is gone: nobody will ever read this try's outcome.
                     _signal_group(pid, signal.SIGKILL)
-                    reason, stop = reason or "stopping", True
-                    continue
-                while (message := self.reader.next_message()) is not None:
-                    op = message.get("op")
-                    if op in ("kill", "stop") and kill_deadline is None and reason is None:
-                        _signal_group(pid, signal.SIGTERM)
-                        kill_deadline = time.monotonic() + float(message.get("grace", grace))
-                        reason = "killed" if op == "kill" else "stopping"
-                    if op == "stop":
-                        stop = True
+                    reason, stop, executor_gone = reason or "stopping", True, True
         finally:
             if pidfd >= 0:
                 os.close(pidfd)
@@ -545,9 +639,7 @@ def _spare_process(worker: _Worker, sock: socket.socket) -> NoReturn:
     """Body of a spare task process: warm up, wait for a try, run it; never returns."""
     try:
         _become_task_process(worker)
-        _lvl = os.environ.get("TW_WARM", "2")
-        if _lvl != "0":
-            warm_up_runtime(through_supervisor=_lvl == "2")
+        warm_up_runtime(through_supervisor=True)
         reader = _FrameReader(sock)
         sock.setblocking(True)
         message = reader.read_message()
@@ -555,7 +647,11 @@ def _spare_process(worker: _Worker, sock: socket.socket) -> NoReturn:
         workload = ExecuteTask.from_dict(message["workload"])
         if not reader.fds:
             _finish(_CRASH_CODE)
-        dag = worker.cache.cached(workload.fileloc, workload.key.dag_id, workload.dag_version_id)
+        dag = None
+        if message.get("preload", True):
+            dag = worker.cache.cached(
+                workload.fileloc, workload.key.dag_id, workload.dag_version_id
+            )
     except BaseException:
         _finish(0)  # dropped by the worker (or broken before a try): nothing to report
     _run_task_process(worker, workload, reader.fds[0], dag)

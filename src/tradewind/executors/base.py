@@ -48,7 +48,7 @@ class TaskDataService(Protocol):
     """What a running try may read and write, answered in the executor's process.
 
     ``map_index`` is -1 for an unmapped task. XCom values cross this interface as Python
-    values (the transports encode them with :mod:`tradewind.runtime.xcom`).
+    values (the transports encode them with :mod:`tradewind.serialization.xcom`).
     """
 
     def start_task(

@@ -81,7 +81,7 @@ class _DirectChannel:
     def set_xcom(
         self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int, value: Any
     ) -> None:
-        from tradewind.runtime import xcom
+        from tradewind.serialization import xcom
 
         # Through the codec, so a task sees the same limits and value types as anywhere else.
         text = xcom.encode(value, task_id=task_id, key=key)

@@ -1,23 +1,33 @@
 """The local executor: warm worker processes, a forked task process per try.
 
-``start()`` imports the SDK, operators and runtime into this (the scheduler's) process and
-forks ``parallelism`` workers from it, so all of them share those pages. Each try goes to an
-idle worker, which forks a task process for it (see :mod:`tradewind.executors._worker`); the
-task process talks to this executor over a socket of its own (the *try channel*), and the
-executor answers its XCom/variable/connection requests by calling the
-:class:`~tradewind.executors.base.TaskDataService`. Everything here is non-blocking and driven
-by :meth:`LocalExecutor.process_io`, so the scheduler's single thread is never held by task
-work.
+``start()`` launches ``parallelism`` worker processes (or ``min_workers``, growing to
+``parallelism`` on demand). Each try goes to an idle worker, which runs it in a task process
+forked from itself (see :mod:`tradewind.executors._worker`), so a crash or a leak stays in
+that process. The task process talks to this executor over a socket of its own (the *try
+channel*); the executor answers its XCom/variable/connection requests by
+calling the :class:`~tradewind.executors.base.TaskDataService`. Everything here is
+non-blocking and driven by :meth:`LocalExecutor.process_io`, so the scheduler's single thread
+is never held by task work.
+
+Where workers come from (``start_method``):
+
+* ``"forkserver"`` (default): a fresh interpreter (:mod:`tradewind.executors._forkserver`)
+  imports and warms up only the task runtime and forks the workers. Forking cost grows with
+  the forking process's memory, so task processes forked from lean workers start about twice
+  as fast as from a scheduler that holds SQLAlchemy and a database connection; and nothing of
+  the scheduler's state reaches task code.
+* ``"fork"``: workers are forked from this process after it imported the runtime (quicker to
+  start; for tests and small set-ups).
 
 Events: STARTED when the start handshake succeeded; FINISHED when the task process reported
-its outcome (at once: the worker is counted free from then on, as it only has to reap the
+its outcome (at once: the worker counts as free from then on, it only has to reap the
 process); LOST when the task process ended without an outcome (killed, crashed, timed out
 past the hard limit, worker died, executor stopped), with the reason in ``error``, e.g.
-``"task process exited with signal 9 (SIGKILL)"``.
+``"task process exited with signal 9 (SIGKILL)"``. A dead worker is replaced at once.
 
-A dead worker is replaced at once. The hard timeout: a try still running
-``execution_timeout + hard_timeout_margin`` seconds after it began is killed with SIGKILL
-(the runtime's own timeout normally ends it long before).
+Hard timeout: a try still running ``execution_timeout + hard_timeout_margin`` seconds after
+its task process began is killed with SIGKILL (the runtime's own timeout normally ends it long
+before).
 """
 
 from __future__ import annotations
@@ -27,18 +37,22 @@ import importlib
 import logging
 import os
 import selectors
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from tradewind.errors import ConnectionNotFound, TradewindError, VariableNotFound, XComError
+from tradewind.errors import TradewindError
 from tradewind.executors._common import event_from_wire
 from tradewind.executors._protocol import Channel
+from tradewind.executors._serving import error_fields, serve_data_request
 from tradewind.executors._worker import (
     WorkerConfig,
     describe_exit,
@@ -52,8 +66,8 @@ __all__ = ["PRELOAD_MODULES", "LocalExecutor"]
 
 log = logging.getLogger(__name__)
 
-#: Imported in the scheduler's process before workers are forked, so that workers and task
-#: processes share them instead of each importing its own copy. Missing names are skipped.
+#: Imported where workers are forked from, so that workers and task processes share them
+#: instead of each importing its own copy. Missing names are skipped.
 PRELOAD_MODULES: tuple[str, ...] = (
     "tradewind.sdk",
     "tradewind.sdk.dag_definition",
@@ -86,14 +100,8 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "dateutil.relativedelta",
 )
 
-
-def _preload(names: Sequence[str]) -> None:
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except Exception:
-            continue  # only a warm-up: a module that fails shows up where it is really used
-    warm_up_runtime()
+# A fork server that dies this many times in a row before it is ready is not restarted again.
+_MAX_FORKSERVER_FAILURES = 3
 
 
 @dataclass(eq=False)
@@ -111,16 +119,28 @@ class _Try:
 
 @dataclass(eq=False)
 class _Worker:
-    pid: int
+    pid: int | None
     channel: Channel
     current: _Try | None = None
     retiring: bool = False
+    culled: bool = False  # retired for being idle: not replaced
     alive: bool = True
-    tries: int = 0
+    own_child: bool = True  # forked by this process (so reaped here)
+    idle_since: float = field(default_factory=time.monotonic)
+    has_spare: bool = False
+
+
+@dataclass(eq=False)
+class _ForkServer:
+    process: subprocess.Popen[bytes]
+    channel: Channel
+    ready: bool = False
 
 
 @dataclass
 class _Stats:
+    """Counters, for tests and benchmarks."""
+
     respawned: int = 0
     lost: int = 0
     finished: int = 0
@@ -134,16 +154,22 @@ class LocalExecutor(BaseExecutor):
 
     Options besides those of :class:`~tradewind.executors.base.BaseExecutor`:
 
+    * ``start_method``: ``"forkserver"`` or ``"fork"`` (see the module docstring);
     * ``kill_grace``: seconds between SIGTERM and SIGKILL when a try is killed or stopped;
     * ``hard_timeout_margin``: the hard timeout is ``execution_timeout`` plus this;
     * ``preload_dags``: let workers keep DAG files imported between tries (the big speed-up
       for short tasks; turn off for DAG files with import-time side effects);
     * ``dag_import_timeout``: a worker gives up importing a DAG file after this long (the task
       process then imports it itself and reports the failure);
-    * ``preload_modules``: imported here before forking workers;
-    * ``spare_processes``: each worker keeps a warmed-up task process forked ahead of time
-      (takes the fork and most copy-on-write page copies off a try's start; costs one idle
-      process of a few MB per worker).
+    * ``spare_processes``: how many workers keep a warmed-up task process forked ahead of
+      time (while idle), so a try neither waits for the fork nor pays most of its
+      copy-on-write page faults; each costs an idle process of about 4 MB. Tries go to those
+      workers first. 0 turns it off;
+    * ``min_workers``: workers started by :meth:`start` (default: ``parallelism``); more are
+      forked when work waits, up to ``parallelism``, and those idle for
+      ``idle_worker_timeout`` seconds beyond ``min_workers`` stop again (each idle worker
+      holds a few MB of memory of its own);
+    * ``preload_modules``: imported before workers are forked.
     """
 
     name: ClassVar[str] = "local"
@@ -158,28 +184,41 @@ class LocalExecutor(BaseExecutor):
         data: TaskDataService,
         log_folder: str | Path,
         dags_folder: str | Path | None = None,
+        start_method: Literal["forkserver", "fork"] = "forkserver",
         kill_grace: float = 5.0,
         hard_timeout_margin: float = 10.0,
         preload_dags: bool = True,
         dag_import_timeout: float | None = 30.0,
+        spare_processes: int = 4,
+        min_workers: int | None = None,
+        idle_worker_timeout: float = 60.0,
         preload_modules: Sequence[str] = PRELOAD_MODULES,
-        spare_processes: bool = True,
     ) -> None:
         super().__init__(
             parallelism=parallelism, data=data, log_folder=log_folder, dags_folder=dags_folder
         )
+        if start_method not in ("forkserver", "fork"):
+            raise ValueError(f"start_method must be 'forkserver' or 'fork', not {start_method!r}")
+        self.start_method = start_method
         self.kill_grace = kill_grace
         self.hard_timeout_margin = hard_timeout_margin
         self.preload_dags = preload_dags
         self.dag_import_timeout = dag_import_timeout
-        self.preload_modules = tuple(preload_modules)
         self.spare_processes = spare_processes
+        self.min_workers = (
+            parallelism if min_workers is None else max(0, min(min_workers, parallelism))
+        )
+        self.idle_worker_timeout = idle_worker_timeout
+        self.preload_modules = tuple(preload_modules)
         self.hostname = socket.gethostname()
+        self.stats = _Stats()
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._forkserver: _ForkServer | None = None
+        self._forkserver_failures = 0
         self._workers: list[_Worker] = []
         self._queue: deque[_Try] = deque()
         self._tries: dict[TaskInstanceKey, _Try] = {}
@@ -189,47 +228,29 @@ class LocalExecutor(BaseExecutor):
         self._started = False
         self._stopping = False
         self._ended = False
-        self.stats = _Stats()
 
-    # -- lifecycle -----------------------------------------------------------------------------
+    # -- the interface -------------------------------------------------------------------------
     def start(self) -> None:
-        """Import the runtime here and fork the workers."""
+        """Start the workers (returns at once with ``forkserver``; they report in shortly)."""
         if self._started:
             return
         self._started = True
-        _preload(self.preload_modules)
-        for _ in range(self.parallelism):
+        if self.start_method == "fork":
+            for name in self.preload_modules:
+                try:
+                    importlib.import_module(name)
+                except Exception:
+                    continue  # only a warm-up: a broken module shows up where it is used
+            warm_up_runtime()
+        else:
+            self._start_forkserver()
+        for _ in range(self.min_workers):
             self._spawn()
+        self._dispatch()  # work submitted before start
 
-    def _own_fds(self) -> list[int]:
-        fds = [self._selector.fileno(), self._wake_r, self._wake_w]
-        fds += [w.channel.fileno() for w in self._workers if not w.channel.closed]
-        fds += [
-            t.channel.fileno() for t in self._tries.values() if t.channel and not t.channel.closed
-        ]
-        return [fd for fd in fds if fd >= 0]
-
-    def _spawn(self) -> _Worker | None:
-        config = WorkerConfig(
-            dags_folder=self.dags_folder,
-            import_timeout=self.dag_import_timeout,
-            hostname=self.hostname,
-            spare=self.spare_processes,
-        )
-        try:
-            pid, sock = spawn_worker(config, self._own_fds())
-        except OSError as exc:
-            log.error("cannot start a local executor worker: %s", exc)
-            return None
-        worker = _Worker(pid=pid, channel=Channel(sock))
-        self._workers.append(worker)
-        self._selector.register(sock, selectors.EVENT_READ, worker)
-        return worker
-
-    # -- the interface -------------------------------------------------------------------------
     def submit(self, workloads: Sequence[ExecuteTask]) -> None:
         """Queue the tries; they go to idle workers at once (never blocks)."""
-        if self._ended:
+        if self._ended or self._stopping:
             raise TradewindError("the local executor has been stopped: it takes no more work")
         for workload in workloads:
             if workload.key in self._tries:
@@ -244,13 +265,11 @@ class LocalExecutor(BaseExecutor):
         self._dispatch()
 
     def slots_available(self) -> int:
-        """Workers free (or only reaping a try that already reported) minus queued tries."""
-        free = sum(
-            1
-            for w in self._workers
-            if w.alive and not w.retiring and (w.current is None or w.current.finished)
-        )
-        return max(0, free - len(self._queue))
+        """Workers free (or only reaping a try that already reported), plus workers not
+        started yet, minus queued tries."""
+        alive = [w for w in self._workers if w.alive and not w.retiring]
+        free = sum(1 for w in alive if w.current is None or w.current.finished)
+        return max(0, free + max(0, self.parallelism - len(alive)) - len(self._queue))
 
     def fileno(self) -> int:
         """The selector's descriptor: readable when any channel has something."""
@@ -268,6 +287,7 @@ class LocalExecutor(BaseExecutor):
                 self._handle(key, mask)
             self._reap()
             self._dispatch()
+            self._cull_idle_workers()
             if self._events or time.monotonic() >= deadline:
                 break
         events, self._events = self._events, []
@@ -285,8 +305,7 @@ class LocalExecutor(BaseExecutor):
             self._wake()
             return
         if not item.finished:
-            item.worker.channel.send({"op": "kill", "grace": self.kill_grace})
-            self._watch_write(item.worker.channel, item.worker)
+            self._send(item.worker, {"op": "kill", "grace": self.kill_grace})
 
     def end(self, *, timeout: float = 10) -> None:
         """Stop running tries and the workers; collect their events with :meth:`process_io`.
@@ -295,54 +314,166 @@ class LocalExecutor(BaseExecutor):
         ``min(kill_grace, timeout)``; a try that still reports an outcome in that time is
         FINISHED, the others LOST. Workers still alive after ``timeout`` are killed.
         """
-        if self._ended or not self._started:
-            self._ended = True
-            self._close_fds()
+        if self._ended:
             return
+        self._stopping = True
         while self._queue:
             self._lose(self._queue.popleft(), "the executor stopped before the task started")
-        self._stopping = True
         grace = max(0.0, min(self.kill_grace, timeout))
         for worker in self._workers:
             if worker.alive:
                 worker.retiring = True
-                worker.channel.send({"op": "stop", "grace": grace})
-                self._watch_write(worker.channel, worker)
+                self._send(worker, {"op": "stop", "grace": grace})
         deadline = time.monotonic() + timeout
         while any(w.alive for w in self._workers) and time.monotonic() < deadline:
             for key, mask in self._selector.select(max(0.0, deadline - time.monotonic())):
                 self._handle(key, mask)
         for worker in list(self._workers):
-            if worker.alive:
+            if worker.alive and worker.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker.pid, 9)
-                self._worker_died(worker, "the executor stopped")
+                    os.kill(worker.pid, signal.SIGKILL)
+            self._worker_died(worker, "the executor stopped")
+        self._stop_forkserver(timeout=max(1.0, deadline - time.monotonic()))
         self._ended = True
         self._reap(wait=5.0)
         self._close_fds()
 
-    def _close_fds(self) -> None:
-        for item in self._tries.values():
-            if item.channel is not None:
-                item.channel.close()
-        with contextlib.suppress(Exception):
-            self._selector.close()
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers that have reported in (for diagnostics and tests)."""
+        return [w.pid for w in self._workers if w.alive and w.pid is not None]
+
+    # -- workers ---------------------------------------------------------------------------------
+    def _worker_config(self, *, spare: bool = False) -> WorkerConfig:
+        return WorkerConfig(
+            dags_folder=self.dags_folder,
+            import_timeout=self.dag_import_timeout,
+            hostname=self.hostname,
+            spare=spare,
+        )
+
+    def _own_fds(self) -> list[int]:
+        fds = [self._selector.fileno(), self._wake_r, self._wake_w]
+        fds += [w.channel.fileno() for w in self._workers]
+        fds += [t.channel.fileno() for t in self._tries.values() if t.channel is not None]
+        if self._forkserver is not None:
+            fds.append(self._forkserver.channel.fileno())
+        return [fd for fd in fds if fd >= 0]
+
+    def _spawn(self) -> None:
+        spare = sum(1 for w in self._workers if w.has_spare and w.alive) < self.spare_processes
+        if self._forkserver is not None:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._forkserver.channel.send({"op": "spawn", "spare": spare}, pass_socket=theirs)
+            self._watch_write(self._forkserver.channel, self._forkserver)
+            worker = _Worker(pid=None, channel=Channel(ours), own_child=False, has_spare=spare)
+        else:
+            try:
+                pid, sock = spawn_worker(self._worker_config(spare=spare), self._own_fds())
+            except OSError as exc:
+                log.error("cannot start a local executor worker: %s", exc)
+                return
+            worker = _Worker(pid=pid, channel=Channel(sock), has_spare=spare)
+        self._workers.append(worker)
+        self._selector.register(worker.channel.sock, selectors.EVENT_READ, worker)
+
+    def _start_forkserver(self) -> None:
+        from tradewind.sdk.mapping import get_max_map_length
+        from tradewind.sdk.timezone import get_default_timezone, tz_name
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        command = [sys.executable, "-m", "tradewind.executors._forkserver"]
+        process = subprocess.Popen(
+            [*command, str(theirs.fileno()), str(os.getpid())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the terminal is the scheduler's to handle
+        )
+        theirs.close()
+        config = self._worker_config()
+        server = _ForkServer(process=process, channel=Channel(ours))
+        server.channel.send(
+            {
+                "op": "config",
+                "sys_path": [p for p in sys.path if isinstance(p, str) and p],
+                "settings": {
+                    "default_timezone": tz_name(get_default_timezone()),
+                    "max_map_length": get_max_map_length(),
+                },
+                "worker": {
+                    "dags_folder": str(config.dags_folder) if config.dags_folder else None,
+                    "import_timeout": config.import_timeout,
+                    "hostname": config.hostname,
+                    "max_cached_dags": config.max_cached_dags,
+                    "spare": config.spare,
+                },
+                "preload": list(self.preload_modules),
+            }
+        )
+        self._forkserver = server
+        self._selector.register(ours, selectors.EVENT_READ, server)
+        self._watch_write(server.channel, server)
+
+    def _stop_forkserver(self, timeout: float) -> None:
+        server, self._forkserver = self._forkserver, None
+        if server is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(server.channel.sock)
+        server.channel.close()  # it reads end of stream and exits
+        try:
+            server.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+    def _on_forkserver_readable(self, server: _ForkServer) -> None:
+        try:
+            messages, eof = server.channel.read()
+        except (TradewindError, ValueError):
+            messages, eof = [], True
+        for message in messages:
+            if message.get("op") == "ready":
+                server.ready = True
+                self._forkserver_failures = 0
+            elif message.get("op") == "spawn_failed":
+                log.error("the fork server cannot start a worker: %s", message.get("error"))
+        if not eof or self._stopping:
+            return
+        # Its workers die with it (and are replaced as they do): start another.
+        code = server.process.poll()
+        log.error("the local executor's fork server exited (code %s); restarting it", code)
+        self._forkserver_failures = 0 if server.ready else self._forkserver_failures + 1
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(server.channel.sock)
+        server.channel.close()
+        self._forkserver = None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.process.wait(1.0)
+        if self._forkserver_failures >= _MAX_FORKSERVER_FAILURES:
+            log.error(
+                "the fork server keeps failing before it is ready; forking workers from this "
+                "process from now on"
+            )
+            self.start_method = "fork"
+            return
+        self._start_forkserver()
 
     # -- I/O -----------------------------------------------------------------------------------
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"\0")
 
+    def _send(self, worker: _Worker, message: dict[str, Any], **kwargs: Any) -> None:
+        worker.channel.send(message, **kwargs)
+        self._watch_write(worker.channel, worker)
+
     def _watch_write(self, channel: Channel, data: Any) -> None:
         if channel.closed:
             return
         mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if channel.wants_write else 0)
         with contextlib.suppress(KeyError, ValueError):
-            self._selector.modify(channel.sock, mask, data)
+            if self._selector.get_key(channel.sock).events != mask:
+                self._selector.modify(channel.sock, mask, data)
 
     def _handle(self, key: selectors.SelectorKey, mask: int) -> None:
         data = key.data
@@ -352,6 +483,8 @@ class LocalExecutor(BaseExecutor):
                     pass
             return
         channel = data.channel
+        if channel is None or channel.closed:
+            return
         if mask & selectors.EVENT_WRITE:
             channel.flush()
             self._watch_write(channel, data)
@@ -359,19 +492,25 @@ class LocalExecutor(BaseExecutor):
             return
         if isinstance(data, _Worker):
             self._on_worker_readable(data)
-        else:
+        elif isinstance(data, _Try):
             self._on_try_readable(data)
+        else:
+            self._on_forkserver_readable(data)
 
     def _on_worker_readable(self, worker: _Worker) -> None:
         try:
             messages, eof = worker.channel.read()
         except (TradewindError, ValueError) as exc:
-            log.error("worker %d sent garbage (%s); replacing it", worker.pid, exc)
+            log.error("worker %s sent a malformed message (%s); replacing it", worker.pid, exc)
             messages, eof = [], True
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, 9)
+            if worker.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGKILL)
         for message in messages:
-            if message.get("op") == "exited":
+            op = message.get("op")
+            if op == "ready" and isinstance(message.get("pid"), int):
+                worker.pid = message["pid"]
+            elif op == "exited":
                 self._on_exited(worker, message)
         if eof:
             self._worker_died(worker, None)
@@ -389,7 +528,7 @@ class LocalExecutor(BaseExecutor):
             if message.get("op") == "outcome":
                 self._on_outcome(item, message)
             else:
-                self._serve(item, message)
+                self._on_request(item, message)
         if channel.wants_write:
             self._watch_write(channel, item)
         if eof:
@@ -404,9 +543,15 @@ class LocalExecutor(BaseExecutor):
 
     # -- dispatch ------------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        if not self._queue:
+        if not self._queue or self._stopping or not self._started:
             return
-        for worker in self._workers:
+        alive = [w for w in self._workers if w.alive and not w.retiring]
+        idle = sum(1 for w in alive if w.current is None)
+        for _ in range(min(len(self._queue) - idle, self.parallelism - len(alive))):
+            self._spawn()
+        # Workers with a spare task process first, the one idle the longest first: it has had
+        # time to fork and warm up its spare.
+        for worker in sorted(self._workers, key=lambda w: (not w.has_spare, w.idle_since)):
             if not self._queue:
                 return
             if worker.alive and not worker.retiring and worker.current is None:
@@ -418,7 +563,6 @@ class LocalExecutor(BaseExecutor):
         item.worker = worker
         item.channel = Channel(ours)
         worker.current = item
-        worker.tries += 1
         self._selector.register(ours, selectors.EVENT_READ, item)
         hard = None
         if workload.execution_timeout is not None:
@@ -430,88 +574,52 @@ class LocalExecutor(BaseExecutor):
             "grace": self.kill_grace,
             "preload": self.preload_dags and workload.fileloc not in self._no_preload,
         }
-        worker.channel.send(message, pass_socket=theirs)
-        self._watch_write(worker.channel, worker)
+        self._send(worker, message, pass_socket=theirs)
 
-    # -- serving a try -------------------------------------------------------------------------
-    def _serve(self, item: _Try, message: dict[str, Any]) -> None:
-        from tradewind.runtime import xcom
-        from tradewind.runtime.supervisor import connection_to_wire
-        from tradewind.sdk.timezone import utcnow
-
+    # -- serving a try ---------------------------------------------------------------------------
+    def _on_request(self, item: _Try, message: dict[str, Any]) -> None:
         self.stats.requests += 1
         op = message.get("op")
-        workload = item.workload
         reply: dict[str, Any] = {"id": message.get("id"), "ok": True, "value": None}
         try:
             if op == "start_task":
-                now = utcnow()
-                pid = int(message["pid"])
-                ok = self.data.start_task(
-                    workload.ti_id,
-                    workload.key,
-                    pid=pid,
-                    hostname=str(message.get("hostname") or self.hostname),
-                    now=now,
-                )
-                if ok:
-                    item.started, item.start_date, item.pid = True, now, pid
-                    reply["value"] = now.isoformat()
-                    self._events.append(
-                        ExecutorEvent(
-                            key=workload.key,
-                            kind=EventKind.STARTED,
-                            start_date=now,
-                            pid=pid,
-                            hostname=self.hostname,
-                        )
-                    )
-                else:
-                    item.refused = True
+                reply["value"] = self._start_try(item, message)
             elif not item.started:
                 raise TradewindError(f"request {op!r} before the start handshake succeeded")
-            elif op == "get_xcom":
-                value = self.data.get_xcom(
-                    message["dag_id"],
-                    message["run_id"],
-                    message["task_id"],
-                    message["key"],
-                    int(message["map_index"]),
-                )
-                reply["value"] = xcom.encode(value, max_size=None)
-            elif op == "get_xcom_map_indexes":
-                reply["value"] = list(
-                    self.data.get_xcom_map_indexes(
-                        message["dag_id"], message["run_id"], message["task_id"], message["key"]
-                    )
-                )
-            elif op == "set_xcom":
-                key = workload.key
-                target = (
-                    message["dag_id"],
-                    message["run_id"],
-                    message["task_id"],
-                    int(message["map_index"]),
-                )
-                if target != (key.dag_id, key.run_id, key.task_id, key.map_index):
-                    raise XComError(
-                        "a task may only push XComs for itself", task_id=message["task_id"]
-                    )
-                self.data.set_xcom(
-                    *target[:3], message["key"], target[3], xcom.decode(message["value"])
-                )
-            elif op == "get_variable":
-                reply["value"] = str(self.data.get_variable(message["key"]))
-            elif op == "get_connection":
-                reply["value"] = connection_to_wire(self.data.get_connection(message["conn_id"]))
             else:
-                raise TradewindError(f"unknown request {op!r}")
+                reply["value"] = serve_data_request(self.data, item.workload, message)
         except Exception as exc:
             if op == "start_task":
                 item.lost_reason = f"the start handshake failed: {type(exc).__name__}: {exc}"
-            reply = {"id": message.get("id"), "ok": False, **_error_fields(exc)}
+            reply = {"id": message.get("id"), "ok": False, **error_fields(exc)}
         if item.channel is not None:
             item.channel.send(reply)
+
+    def _start_try(self, item: _Try, message: dict[str, Any]) -> str | None:
+        from tradewind.sdk.timezone import utcnow
+
+        if item.started or item.refused:
+            raise TradewindError("the start handshake was already made for this try")
+        workload = item.workload
+        now = utcnow()
+        pid = int(message["pid"])
+        hostname = str(message.get("hostname") or self.hostname)
+        if not self.data.start_task(
+            workload.ti_id, workload.key, pid=pid, hostname=hostname, now=now
+        ):
+            item.refused = True
+            return None
+        item.started, item.start_date, item.pid = True, now, pid
+        self._events.append(
+            ExecutorEvent(
+                key=workload.key,
+                kind=EventKind.STARTED,
+                start_date=now,
+                pid=pid,
+                hostname=hostname,
+            )
+        )
+        return now.isoformat()
 
     def _on_outcome(self, item: _Try, message: dict[str, Any]) -> None:
         if item.finished or not item.started:
@@ -523,7 +631,6 @@ class LocalExecutor(BaseExecutor):
         else:
             self.stats.finished += 1
         self._events.append(event)
-        # The slot counts as free now; let queued work reach the worker as soon as it reaps.
 
     # -- endings -------------------------------------------------------------------------------
     def _lose(self, item: _Try, error: str) -> None:
@@ -551,10 +658,12 @@ class LocalExecutor(BaseExecutor):
         if item.channel is not None:
             self._on_try_readable(item)
             self._close_try_channel(item)
+        self._tries.pop(item.workload.key, None)
 
     def _on_exited(self, worker: _Worker, message: dict[str, Any]) -> None:
         item = worker.current
         worker.current = None
+        worker.idle_since = time.monotonic()
         if message.get("spare"):
             self.stats.spare_used += 1
         if message.get("retire"):
@@ -564,32 +673,32 @@ class LocalExecutor(BaseExecutor):
         if item is None:
             return
         self._finish_try(item)
-        self._tries.pop(item.workload.key, None)
         if item.finished or item.refused:
             return
         if item.pid is None and isinstance(message.get("pid"), int):
             item.pid = message["pid"]
+        self._lose(item, self._lost_error(item, message))
+
+    def _lost_error(self, item: _Try, message: dict[str, Any]) -> str:
         status = describe_exit(message.get("code"), message.get("signal"))
         reason = message.get("reason")
         if item.lost_reason:
-            error = f"{item.lost_reason} (task process {status})"
-        elif reason == "killed":
-            error = f"killed on request: task process {status}"
-        elif reason == "timeout":
-            timeout = item.workload.execution_timeout
-            error = (
+            return f"{item.lost_reason} (task process {status})"
+        if reason == "killed":
+            return f"killed on request: task process {status}"
+        if reason == "timeout":
+            timeout = item.workload.execution_timeout or 0
+            return (
                 f"task ran longer than its execution_timeout ({timeout:g} s) plus "
                 f"{self.hard_timeout_margin:g} s and was killed: task process {status}"
             )
-        elif reason == "stopping":
-            error = f"the executor stopped while the task ran: task process {status}"
-        elif isinstance(reason, str) and reason:
-            error = f"task process could not run: {reason}"
-        elif message.get("code") == 0 and message.get("signal") is None:
-            error = "task process exited without reporting an outcome"
-        else:
-            error = f"task process {status}"
-        self._lose(item, error)
+        if reason == "stopping":
+            return f"the executor stopped while the task ran: task process {status}"
+        if isinstance(reason, str) and reason:
+            return f"task process could not run: {reason}"
+        if message.get("code") == 0 and message.get("signal") is None:
+            return "task process exited without reporting an outcome"
+        return f"task process {status}"
 
     def _worker_died(self, worker: _Worker, why: str | None) -> None:
         if not worker.alive:
@@ -598,24 +707,42 @@ class LocalExecutor(BaseExecutor):
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(worker.channel.sock)
         worker.channel.close()
-        status = self._reap_one(worker.pid)
+        status = self._reap_one(worker.pid) if worker.own_child and worker.pid else None
         item = worker.current
         worker.current = None
         if item is not None:
             self._finish_try(item)
-            self._tries.pop(item.workload.key, None)
-            how = why or (f"worker process {status}" if status else "worker process died")
+            if not item.started and not self._stopping:
+                # Most likely the DAG file crashed the worker importing it: let the task
+                # processes of that file import it themselves from now on.
+                self._no_preload.add(item.workload.fileloc)
+            how = why or f"worker process {worker.pid or '?'} {status or 'died'}"
             self._lose(item, f"{how} while running the task")
         self._workers.remove(worker)
-        if self._stopping:
+        if self._stopping or worker.culled:
             return
         if not worker.retiring:
-            log.error("local executor worker %d died (%s); starting another", worker.pid, status)
+            log.error("local executor worker %s died (%s); starting another", worker.pid, status)
             self.stats.respawned += 1
         self._spawn()
 
+    def _cull_idle_workers(self) -> None:
+        """Stop workers idle for ``idle_worker_timeout`` beyond ``min_workers``."""
+        alive = [w for w in self._workers if w.alive and not w.retiring]
+        extra = len(alive) - self.min_workers
+        if extra <= 0 or self._queue:
+            return
+        now = time.monotonic()
+        for worker in sorted(alive, key=lambda w: w.idle_since):
+            if extra <= 0 or now - worker.idle_since < self.idle_worker_timeout:
+                return
+            if worker.current is None:
+                worker.retiring = worker.culled = True
+                self._send(worker, {"op": "stop", "grace": self.kill_grace})
+                extra -= 1
+
     def _reap_one(self, pid: int) -> str | None:
-        """The worker's exit status, waiting briefly for it (EOF comes just before)."""
+        """A forked worker's exit status, waiting briefly (its channel closes just before)."""
         for _ in range(50):
             try:
                 waited, status = os.waitpid(pid, os.WNOHANG)
@@ -643,22 +770,13 @@ class LocalExecutor(BaseExecutor):
                 return
             time.sleep(0.005)
 
-
-def _error_fields(exc: BaseException) -> dict[str, Any]:
-    """The error part of a reply: the kind the task process re-raises, and the message."""
-    from tradewind.sdk.secrets import redact
-
-    if isinstance(exc, VariableNotFound):
-        kind = "VariableNotFound"
-    elif isinstance(exc, ConnectionNotFound):
-        kind = "ConnectionNotFound"
-    elif isinstance(exc, XComError):
-        kind = "XComError"
-    elif isinstance(exc, KeyError):
-        kind = "KeyError"
-    else:
-        kind = "Error"
-    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    if kind == "Error":
-        text = f"{type(exc).__name__}: {text}"
-    return {"error": kind, "message": redact(text)}
+    def _close_fds(self) -> None:
+        for item in self._tries.values():
+            if item.channel is not None:
+                item.channel.close()
+        with contextlib.suppress(Exception):
+            self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1

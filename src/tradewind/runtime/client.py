@@ -4,7 +4,7 @@ A task try reads upstream XComs, variables and connections, and writes its own X
 through a :class:`TaskClient`. The runtime code is the same under every executor; only the
 client's transport differs (in-process dictionaries, a pipe to the local executor, the API
 server's task-execution endpoints). Values cross the client as Python objects; each transport
-encodes them with :mod:`tradewind.runtime.xcom`.
+encodes them with :mod:`tradewind.serialization.xcom`.
 
 :class:`InMemoryTaskClient` keeps everything in dictionaries (tests, ``tradewind dags test``).
 """
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from tradewind.errors import ConnectionNotFound, VariableNotFound
-from tradewind.runtime import xcom
 from tradewind.sdk.connection import Connection
+from tradewind.serialization import xcom
 
 __all__ = ["InMemoryTaskClient", "TaskClient", "XComKey"]
 

@@ -49,19 +49,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from tradewind.errors import ConnectionNotFound, TradewindError, VariableNotFound, XComError
-from tradewind.runtime import xcom
 from tradewind.runtime.task_runner import RunInfo, TaskInstanceInfo, TaskOutcome, run_task
 from tradewind.sdk.connection import Connection
+from tradewind.serialization import xcom
 from tradewind.state import TaskState
 
 if TYPE_CHECKING:
     from tradewind.sdk.dag_definition import DAG
 
 __all__ = [
+    "FRAME_HEADER",
     "LOG_FORMAT",
     "MAX_FRAME_SIZE",
     "DagLoader",
@@ -84,7 +84,9 @@ __all__ = [
 LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s - %(message)s"
 #: Largest message either side accepts (an XCom is at most a few MiB once encoded).
 MAX_FRAME_SIZE = 256 * 1024 * 1024
-_HEADER = struct.Struct(">I")
+#: The frame header: the length of the JSON body that follows, 4 bytes, big-endian.
+FRAME_HEADER = struct.Struct(">I")
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 log = logging.getLogger("tradewind.task")
 
@@ -167,10 +169,10 @@ class TryChannel(Protocol):
 
 def encode_frame(message: dict[str, Any]) -> bytes:
     """``message`` as one frame: a 4-byte big-endian length, then compact UTF-8 JSON."""
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = _encode_json(message).encode("utf-8")
     if len(body) > MAX_FRAME_SIZE:
         raise TradewindError(f"message of {len(body)} bytes is larger than {MAX_FRAME_SIZE}")
-    return _HEADER.pack(len(body)) + body
+    return FRAME_HEADER.pack(len(body)) + body
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
@@ -185,10 +187,10 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
 
 def read_frame(sock: socket.socket) -> dict[str, Any] | None:
     """Read one frame from a blocking socket; None at end of stream (also mid-frame)."""
-    header = _recv_exact(sock, _HEADER.size)
+    header = _recv_exact(sock, FRAME_HEADER.size)
     if header is None:
         return None
-    (size,) = _HEADER.unpack(header)
+    (size,) = FRAME_HEADER.unpack(header)
     if size > MAX_FRAME_SIZE:
         raise TradewindError(f"peer sent a frame of {size} bytes, more than {MAX_FRAME_SIZE}")
     body = _recv_exact(sock, size)
@@ -268,15 +270,22 @@ class PipeChannel:
         self._lock = threading.Lock()
         self._next_id = 0
 
-    def _exchange(self, frame: bytes | None, *, want_reply: bool) -> dict[str, Any] | None:
+    def close(self) -> None:
+        """Close the socket."""
+        self._sock.close()
+
+    def _exchange(self, message: dict[str, Any], *, want_reply: bool) -> dict[str, Any] | None:
         main = threading.current_thread() is threading.main_thread()
         blocked = main and hasattr(signal, "pthread_sigmask")
         with self._lock:
+            if want_reply:
+                self._next_id += 1
+                message = {"id": self._next_id, **message}
+            frame = encode_frame(message)
             if blocked:
                 old = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED_SIGNALS)
             try:
-                if frame is not None:
-                    self._sock.sendall(frame)
+                self._sock.sendall(frame)
                 reply = read_frame(self._sock) if want_reply else None
             finally:
                 if blocked:
@@ -287,10 +296,7 @@ class PipeChannel:
 
     def request(self, op: str, **args: Any) -> Any:
         """Send one request and return the reply's value (raising its error as an exception)."""
-        self._next_id += 1
-        reply = self._exchange(
-            encode_frame({"id": self._next_id, "op": op, **args}), want_reply=True
-        )
+        reply = self._exchange({"op": op, **args}, want_reply=True)
         assert reply is not None
         if reply.get("ok"):
             return reply.get("value")
@@ -315,7 +321,7 @@ class PipeChannel:
     def report(self, outcome: TaskOutcome, *, start_date: datetime, end_date: datetime) -> None:
         """Send the outcome message (no reply)."""
         message = outcome_to_wire(outcome, start_date=start_date, end_date=end_date)
-        self._exchange(encode_frame(message), want_reply=False)
+        self._exchange(message, want_reply=False)
 
     # -- TaskClient ------------------------------------------------------------------------------
     def get_xcom(self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int) -> Any:
@@ -435,11 +441,19 @@ class _LogWriter(io.TextIOBase):
 
 @contextmanager
 def _try_log(path: str, *, capture_fds: bool, echo: IO[str] | None) -> Iterator[None]:
-    """Send every log record (and ``print`` output) of this process to the try's log file."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
+    """Send every log record (and ``print`` output) of this process to the try's log file.
+
+    A log file that cannot be written must not stop the try: its lines then go to the
+    process's original stderr, after a line saying why.
+    """
+    stream: IO[str] | None
+    problem: OSError | None = None
+    try:
+        stream = _open_log(path)
+    except OSError as exc:
+        stream, problem = None, exc
     formatter = TaskLogFormatter()
-    handlers: list[logging.Handler] = [logging.StreamHandler(stream)]
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.__stderr__)]
     if echo is not None:
         handlers.append(logging.StreamHandler(echo))
     root = logging.getLogger()
@@ -452,7 +466,9 @@ def _try_log(path: str, *, capture_fds: bool, echo: IO[str] | None) -> Iterator[
         root.setLevel(logging.INFO)
     if task_logger.level > logging.INFO:
         task_logger.setLevel(logging.INFO)
-    if capture_fds:
+    if problem is not None:
+        log.warning("cannot write the task log %s (%s); logging here instead", path, problem)
+    if capture_fds and stream is not None:
         # Output written straight to the file descriptors (C extensions, child processes
         # inheriting them) lands in the log too, unformatted.
         os.dup2(stream.fileno(), 1)
@@ -478,7 +494,16 @@ def _try_log(path: str, *, capture_fds: bool, echo: IO[str] | None) -> Iterator[
             handler.flush()
         root.setLevel(old_root_level)
         task_logger.setLevel(old_task_level)
-        stream.close()
+        if stream is not None:
+            stream.close()
+
+
+def _open_log(path: str) -> IO[str]:
+    try:
+        return open(path, "a", encoding="utf-8")
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return open(path, "a", encoding="utf-8")
 
 
 # --- the try ----------------------------------------------------------------------------------------

@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from tradewind.db import backfills as db_backfills
 from tradewind.db import dags as db_dags
 from tradewind.db import jobs as db_jobs
 from tradewind.db import pools as db_pools
 from tradewind.db import runs as db_runs
 from tradewind.db import task_instances as db_tis
 from tradewind.db.engine import session_scope
-from tradewind.db.models import DagRun, TaskInstance, TaskMap
+from tradewind.db.models import Backfill, Dag, DagRun, TaskInstance
 from tradewind.db.state_changes import transition_run, transition_task, transition_tasks
 from tradewind.executors.workload import (
     EventKind,
@@ -51,6 +52,7 @@ from tradewind.executors.workload import (
     default_log_path,
 )
 from tradewind.scheduler import decisions as d
+from tradewind.scheduler import loading
 from tradewind.serialization import SerializedDAG, deserialize_dag
 from tradewind.state import ACTIVE, FINISHED, RunState, TaskState
 from tradewind.timetables import DataInterval
@@ -135,6 +137,7 @@ class Scheduler:
         self._next_heartbeat = 0.0
         self._schedulable = True
         self._callbacks: list[Any] = []
+        self._killing: set[TaskInstanceKey] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -241,17 +244,20 @@ class Scheduler:
                 self._mark((dag_id, run_id))
         self._last_poll_at = now
         self._schedulable = True
+        self._kill_restarting(s)
 
     def _schedule_dags(self, s: Session, now: datetime) -> None:
         self._dag_timer = None
-        active = db_runs.active_run_counts(s)
+        active, _ = _active_runs(s, [RunState.QUEUED, RunState.RUNNING])
         for dag in db_dags.list_dags(s, paused=False):
             if not self._allowed(dag.dag_id) or dag.latest_version_id is None:
                 continue
             due = self._due(dag.next_dagrun_run_after, now)
             if self._computed.get(dag.dag_id, -1) == dag.latest_version_id and not due:
                 if dag.next_dagrun_run_after is not None:
-                    self._dag_timer = min(filter(None, (self._dag_timer, dag.next_dagrun_run_after)))
+                    self._dag_timer = min(
+                        filter(None, (self._dag_timer, dag.next_dagrun_run_after))
+                    )
                 continue
             view = self._view(s, dag.latest_version_id)
             last = db_runs.get_latest_run(s, dag.dag_id, run_types=["scheduled"])
@@ -310,19 +316,42 @@ class Scheduler:
         )
         if not queued:
             return
-        running = db_runs.active_run_counts(s, states=[RunState.RUNNING])
+        running, running_backfill = _active_runs(s, [RunState.RUNNING])
+        dag_ids = {run.dag_id for run in queued}
+        paused = set(
+            s.scalars(sa.select(Dag.dag_id).where(Dag.dag_id.in_(dag_ids), Dag.is_paused.is_(True)))
+        )
+        backfill_ids = {r.backfill_id for r in queued if r.backfill_id is not None}
+        backfills = (
+            {b.id: b for b in s.scalars(sa.select(Backfill).where(Backfill.id.in_(backfill_ids)))}
+            if backfill_ids
+            else {}
+        )
         for run in queued:
             if not self._allowed(run.dag_id):
                 continue
-            view = self._view(s, run.dag_version_id)
-            limit = view.max_active_runs or self.options.max_active_runs_per_dag
-            if running.get(run.dag_id, 0) >= limit:
-                continue
+            backfill = backfills.get(run.backfill_id) if run.backfill_id is not None else None
+            if backfill is not None:
+                # A backfill has its own limit and pause switch; the DAG's do not apply.
+                if backfill.is_paused or backfill.completed_at is not None:
+                    continue
+                if running_backfill.get(backfill.id, 0) >= backfill.max_active_runs:
+                    continue
+            else:
+                if run.dag_id in paused:
+                    continue  # a paused DAG starts nothing new (as in Airflow)
+                view = self._view(s, run.dag_version_id)
+                limit = view.max_active_runs or self.options.max_active_runs_per_dag
+                if running.get(run.dag_id, 0) >= limit:
+                    continue
             if transition_run(
                 s, run.id, RunState.QUEUED, RunState.RUNNING, now=now,
                 start_date=run.start_date or now,
             ):  # fmt: skip
-                running[run.dag_id] = running.get(run.dag_id, 0) + 1
+                if backfill is not None:
+                    running_backfill[backfill.id] = running_backfill.get(backfill.id, 0) + 1
+                else:
+                    running[run.dag_id] = running.get(run.dag_id, 0) + 1
                 self._mark((run.dag_id, run.run_id))
 
     # -- examining runs -------------------------------------------------------------------------
@@ -334,21 +363,6 @@ class Scheduler:
                 self._examine_run(s, run_key, now)
             rounds += 1
 
-    def _lengths(self, s: Session, run: DagRun, tis: list[TaskInstance]) -> dict[Any, int]:
-        lengths: dict[Any, int] = {}
-        for row in s.scalars(
-            sa.select(TaskMap).where(TaskMap.dag_id == run.dag_id, TaskMap.run_id == run.run_id)
-        ):
-            if row.map_index < 0:
-                lengths[row.task_id] = row.length
-        # A mapped upstream's "result" is the list of its instances' results.
-        counts: dict[str, int] = {}
-        for ti in tis:
-            if ti.map_index >= 0:
-                counts[ti.task_id] = counts.get(ti.task_id, 0) + 1
-        lengths.update(counts)
-        return lengths
-
     def _examine_run(self, s: Session, run_key: RunKey, now: datetime) -> None:
         run = s.scalar(
             sa.select(DagRun).where(DagRun.dag_id == run_key[0], DagRun.run_id == run_key[1])
@@ -357,19 +371,12 @@ class Scheduler:
             return
         view = self._view(s, run.dag_version_id)
         tis = db_tis.list_tis(s, run.dag_id, run.run_id)
-        snaps = {(ti.task_id, ti.map_index): _snapshot(ti) for ti in tis}
+        snaps = {(ti.task_id, ti.map_index): loading.snapshot(ti) for ti in tis}
         by_task: dict[str, list[tuple[str, int]]] = {}
         for key in snaps:
             by_task.setdefault(key[0], []).append(key)
-        lengths = self._lengths(s, run, tis)
-        run_snap = d.RunSnapshot(
-            dag_id=run.dag_id,
-            run_id=run.run_id,
-            state=run.state,
-            run_type=run.run_type,
-            logical_date=run.logical_date,
-            start_date=run.start_date,
-        )
+        lengths = loading.map_lengths(s, run, tis)
+        run_snap = loading.run_snapshot(s, run)
         decisions: dict[tuple[str, int], d.TaskDecision] = {}
         changed: set[str] = set()
         for ti in tis:
@@ -378,8 +385,9 @@ class Scheduler:
             task = view.task_dict.get(ti.task_id)
             if task is None:
                 continue
-            ups = self._upstream_snaps(view, task, ti.map_index, snaps, by_task)
-            prev = self._previous_run(s, run, view, task) if task.depends_on_past else None
+            ups = loading.upstream_snapshots(view, task, ti.map_index, snaps, by_task)
+            wants_past = task.depends_on_past or task.wait_for_downstream
+            prev = loading.previous_run(s, run, task) if wants_past else None
             decision = d.decide_task(
                 task,
                 snaps[(ti.task_id, ti.map_index)],
@@ -395,7 +403,7 @@ class Scheduler:
                 changed.add(ti.task_id)
                 fresh = s.get(TaskInstance, ti.id)
                 if fresh is not None:
-                    snaps[(ti.task_id, fresh.map_index)] = _snapshot(fresh)
+                    snaps[(ti.task_id, fresh.map_index)] = loading.snapshot(fresh)
         if changed:
             # Newly expanded or finished tasks: look again at the run in the next round.
             self._mark(run_key, changed)
@@ -412,48 +420,6 @@ class Scheduler:
             heapq.heappush(self._timers, _Timer(rollup.timeout_at, run_key))
         if rollup.finished:
             self._finish_run(s, run, view, rollup, snaps, now)
-
-    def _upstream_snaps(
-        self,
-        view: SerializedDAG,
-        task: Any,
-        map_index: int,
-        snaps: dict[tuple[str, int], d.TISnapshot],
-        by_task: dict[str, list[tuple[str, int]]],
-    ) -> list[d.TISnapshot]:
-        out: list[d.TISnapshot] = []
-        group = task.task_group_id
-        for up_id in task.upstream_task_ids:
-            keys = by_task.get(up_id, [])
-            up_task = view.task_dict.get(up_id)
-            same_mapped_group = (
-                map_index >= 0
-                and group is not None
-                and up_task is not None
-                and up_task.task_group_id == group
-                and d.mapping_source(task) is d.mapping_source(up_task)
-                and not task.is_mapped
-            )
-            if same_mapped_group:
-                keys = [k for k in keys if k[1] == map_index] or keys
-            out.extend(snaps[k] for k in keys)
-        return out
-
-    def _previous_run(
-        self, s: Session, run: DagRun, view: SerializedDAG, task: Any
-    ) -> d.PreviousRun | None:
-        if run.logical_date is None:
-            return None
-        prev = db_runs.get_previous_run(s, run.dag_id, run.logical_date)
-        if prev is None:
-            return None
-        wanted = {task.task_id, *task.downstream_task_ids}
-        tis = db_tis.list_tis(s, prev.dag_id, prev.run_id, task_ids=wanted)
-        return d.PreviousRun(
-            run_id=prev.run_id,
-            logical_date=prev.logical_date,
-            tis=tuple(_snapshot(t) for t in tis),
-        )
 
     def _apply_decision(
         self, s: Session, run: DagRun, ti: TaskInstance, decision: d.TaskDecision, now: datetime
@@ -505,7 +471,9 @@ class Scheduler:
             for task_id, map_index in rollup.to_skip:
                 snap = snaps[(task_id, map_index)]
                 if snap.state in ACTIVE or snap.state is TaskState.RUNNING:
-                    key = TaskInstanceKey(run.dag_id, run.run_id, task_id, map_index, snap.try_number)
+                    key = TaskInstanceKey(
+                        run.dag_id, run.run_id, task_id, map_index, snap.try_number
+                    )
                     self.executor.kill(key)
                 ti = db_tis.get_ti_by_key(s, run.dag_id, run.run_id, task_id, map_index)
                 skip_ids.append((ti.id, ti.state))
@@ -515,18 +483,32 @@ class Scheduler:
                         s, ti_id, state, TaskState.SKIPPED, now=now, end_date=now,
                         last_error="the DAG run timed out",
                     )  # fmt: skip
-        won = transition_run(
-            s, run.id, RunState.RUNNING, rollup.state, now=now, end_date=now
-        )
+        won = transition_run(s, run.id, RunState.RUNNING, rollup.state, now=now, end_date=now)
         if not won:
             return
-        log.info("run %s of %s finished: %s (%s)", run.run_id, run.dag_id, rollup.state, rollup.reason)
+        log.info(
+            "run %s of %s finished: %s (%s)", run.run_id, run.dag_id, rollup.state, rollup.reason
+        )
+        if run.backfill_id is not None:
+            self._maybe_complete_backfill(s, run.backfill_id, now)
         # A finished run may let the DAG create its next one (max_active_runs).
         self._computed.pop(run.dag_id, None)
         self._next_poll = 0.0
         self._start_callbacks(view, run, rollup)
         if self.on_run_finished is not None:
             self.on_run_finished(RunFinished(run.dag_id, run.run_id, rollup.state, rollup.reason))
+
+    def _maybe_complete_backfill(self, s: Session, backfill_id: int, now: datetime) -> None:
+        unfinished = s.scalar(
+            sa.select(sa.func.count())
+            .select_from(DagRun)
+            .where(
+                DagRun.backfill_id == backfill_id,
+                DagRun.state.in_([RunState.QUEUED, RunState.RUNNING]),
+            )
+        )
+        if not unfinished and db_backfills.complete_backfill(s, backfill_id, now=now):
+            log.info("backfill %s completed", backfill_id)
 
     # -- DAG callbacks (run outside the scheduler, in a child process) -------------------------
     def _start_callbacks(self, view: SerializedDAG, run: DagRun, rollup: d.RunDecision) -> None:
@@ -572,7 +554,7 @@ class Scheduler:
         }
         run_limit: dict[tuple[str, str], int] = {}
         task_limit_dag: dict[tuple[str, str], int] = {}
-        task_limit_run: dict[tuple[str, str, str], int] = {}
+        task_limit_run: dict[tuple[str, str], int] = {}
         candidates = []
         for ti in scheduled:
             run = runs.get((ti.dag_id, ti.run_id))
@@ -586,7 +568,8 @@ class Scheduler:
             if task is not None and task.max_active_tis_per_dag:
                 task_limit_dag[(ti.dag_id, ti.task_id)] = task.max_active_tis_per_dag
             if task is not None and task.max_active_tis_per_dagrun:
-                task_limit_run[(ti.dag_id, ti.run_id, ti.task_id)] = task.max_active_tis_per_dagrun
+                # admit() looks this limit up by (dag_id, task_id); the count is per run.
+                task_limit_run[(ti.dag_id, ti.task_id)] = task.max_active_tis_per_dagrun
             candidates.append(
                 d.Candidate(
                     dag_id=ti.dag_id,
@@ -701,7 +684,10 @@ class Scheduler:
                 continue  # cleared or re-run meanwhile: the report is stale
             run_key = (key.dag_id, key.run_id)
             touched = {key.task_id}
-            if event.kind is EventKind.FINISHED and event.state is not None:
+            self._killing.discard(key)
+            if ti.state is TaskState.RESTARTING:
+                self._restart(s, ti, now)
+            elif event.kind is EventKind.FINISHED and event.state is not None:
                 self._finish_try(s, ti, event, now)
                 touched.update(self._skip_downstream(s, ti, event.skipped_task_ids, now))
             else:
@@ -709,7 +695,10 @@ class Scheduler:
             self._schedulable = True
             self._mark(run_key, touched)
 
-    def _finish_try(self, s: Session, ti: TaskInstance, event: ExecutorEvent, now: datetime) -> None:
+    def _finish_try(
+        self, s: Session, ti: TaskInstance, event: ExecutorEvent, now: datetime
+    ) -> None:
+        assert event.state is not None  # FINISHED events carry the outcome
         state = TaskState(event.state)
         end = event.end_date or now
         fields: dict[str, Any] = {"end_date": end}
@@ -734,11 +723,45 @@ class Scheduler:
         fields: dict[str, Any] = {"end_date": now, "last_error": error}
         if outcome.state is TaskState.UP_FOR_RETRY:
             fields["next_retry_at"] = self._retry_at(s, ti, now)
-        log.warning("task %s/%s/%s try %s lost: %s", ti.dag_id, ti.run_id, ti.task_id, ti.try_number, error)
+        log.warning(
+            "task %s/%s/%s try %s lost: %s", ti.dag_id, ti.run_id, ti.task_id, ti.try_number, error
+        )
         transition_task(
             s, ti.id, [TaskState.QUEUED, TaskState.RUNNING], outcome.state, now=now,
             where={"try_number": ti.try_number}, **fields,
         )  # fmt: skip
+
+    def _restart(self, s: Session, ti: TaskInstance, now: datetime) -> None:
+        """A try cleared while it ran has stopped: the instance runs again, with its retries
+        counted afresh (as a clear of a finished instance does)."""
+        run = s.scalar(
+            sa.select(DagRun).where(DagRun.dag_id == ti.dag_id, DagRun.run_id == ti.run_id)
+        )
+        retries = 0
+        if run is not None:
+            task = self._view(s, ti.dag_version_id or run.dag_version_id).task_dict.get(ti.task_id)
+            retries = int(getattr(task, "retries", 0) or 0)
+        transition_task(
+            s, ti.id, TaskState.RESTARTING, TaskState.CREATED, now=now,
+            max_tries=ti.try_number + retries, start_date=None, end_date=None, duration=None,
+            queued_at=None, scheduled_at=None, next_retry_at=None, hostname=None, pid=None,
+        )  # fmt: skip
+
+    def _kill_restarting(self, s: Session) -> None:
+        """Stop the tries of instances someone cleared while they ran."""
+        for ti in db_tis.list_tis_in_states(
+            s, [TaskState.RESTARTING], dag_ids=self.options.dag_ids
+        ):
+            key = TaskInstanceKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+            if key not in self._killing:
+                self._killing.add(key)
+                log.info(
+                    "stopping %s/%s/%s: it was cleared while running",
+                    key.dag_id,
+                    key.run_id,
+                    key.task_id,
+                )
+                self.executor.kill(key)
 
     def _retry_at(self, s: Session, ti: TaskInstance, end: datetime) -> datetime:
         run = s.scalar(
@@ -780,10 +803,14 @@ class Scheduler:
         """Tries a previous scheduler left queued never started: queue them again (same try).
         Tries it left running may have run: they count as lost (retried or failed)."""
         stale = db_tis.list_tis_in_states(
-            s, [TaskState.QUEUED, TaskState.RUNNING], dag_ids=self.options.dag_ids
+            s,
+            [TaskState.QUEUED, TaskState.RUNNING, TaskState.RESTARTING],
+            dag_ids=self.options.dag_ids,
         )
         for ti in stale:
-            if ti.state is TaskState.QUEUED:
+            if ti.state is TaskState.RESTARTING:
+                self._restart(s, ti, now)
+            elif ti.state is TaskState.QUEUED:
                 transition_task(s, ti.id, TaskState.QUEUED, TaskState.SCHEDULED, now=now)
             else:
                 self._lose_try(
@@ -792,15 +819,22 @@ class Scheduler:
             self._mark((ti.dag_id, ti.run_id), {ti.task_id})
 
 
-def _snapshot(ti: TaskInstance) -> d.TISnapshot:
-    return d.TISnapshot(
-        task_id=ti.task_id,
-        map_index=ti.map_index,
-        state=ti.state,
-        try_number=ti.try_number,
-        max_tries=ti.max_tries,
-        next_retry_at=ti.next_retry_at,
-        reschedule_at=ti.reschedule_at,
-        start_date=ti.start_date,
-        end_date=ti.end_date,
+def _active_runs(s: Session, states: list[RunState]) -> tuple[dict[str, int], dict[int, int]]:
+    """Runs in ``states``: per DAG not counting backfill runs, and per backfill.
+
+    Backfill runs count against their backfill's ``max_active_runs`` only, so a backfill
+    never holds up a DAG's scheduled runs (as in Airflow).
+    """
+    per_dag: dict[str, int] = {}
+    per_backfill: dict[int, int] = {}
+    rows = s.execute(
+        sa.select(DagRun.dag_id, DagRun.backfill_id, sa.func.count())
+        .where(DagRun.state.in_(states))
+        .group_by(DagRun.dag_id, DagRun.backfill_id)
     )
+    for dag_id, backfill_id, count in rows:
+        if backfill_id is None:
+            per_dag[dag_id] = per_dag.get(dag_id, 0) + int(count)
+        else:
+            per_backfill[backfill_id] = per_backfill.get(backfill_id, 0) + int(count)
+    return per_dag, per_backfill

@@ -310,6 +310,32 @@ class DAG:
             self._template_env = env
         return self._template_env
 
+    # -- local test run ------------------------------------------------------------------------
+    def test(
+        self,
+        *,
+        logical_date: datetime | None = None,
+        conf: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run this DAG once in this process, as ``tradewind dags test`` does, and return the
+        outcome (a ``DagTestResult``: ``state``, ``task_instances``, ``to_dict()`` …).
+
+        The run goes through the real scheduler code with a throw-away database; task logs go
+        to stderr unless ``log_stream`` says otherwise. ``conf`` is validated against the
+        params first (:class:`~tradewind.errors.ParamValidationError`). Other keyword
+        arguments (``log_stream``, ``on_progress``, ``timeout``) are passed on. Example::
+
+            if __name__ == "__main__":
+                assert dag.test(conf={"limit": 5}).succeeded
+        """
+        import importlib
+
+        # Loaded by name: the authoring SDK must not depend on the engine at import time.
+        engine = importlib.import_module("tradewind.scheduler.dag_test")
+        kwargs.setdefault("log_stream", sys.stderr)
+        return engine.test_dag(self, logical_date=logical_date, conf=conf, **kwargs)
+
     # -- context manager -----------------------------------------------------------------------
     def __enter__(self) -> DAG:
         _context_stack.push_dag(self)

@@ -1,0 +1,75 @@
+"""Answering a task process's data requests with a TaskDataService (executor side)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tradewind.errors import ConnectionNotFound, TradewindError, VariableNotFound, XComError
+from tradewind.executors.base import TaskDataService
+from tradewind.executors.workload import ExecuteTask
+
+__all__ = ["error_fields", "serve_data_request"]
+
+
+def serve_data_request(
+    data: TaskDataService, workload: ExecuteTask, message: dict[str, Any]
+) -> Any:
+    """The value to reply to one request (everything but ``start_task``) of a started try.
+
+    XCom values cross the socket as XCom JSON text. A try may only push XComs for its own task
+    instance. Raises whatever the service raises (turned into the reply's error by
+    :func:`error_fields`).
+    """
+    from tradewind.runtime.supervisor import connection_to_wire
+    from tradewind.serialization import xcom
+
+    op = message.get("op")
+    if op == "get_xcom":
+        value = data.get_xcom(
+            message["dag_id"],
+            message["run_id"],
+            message["task_id"],
+            message["key"],
+            int(message["map_index"]),
+        )
+        return xcom.encode(value, max_size=None)
+    if op == "get_xcom_map_indexes":
+        return [
+            int(i)
+            for i in data.get_xcom_map_indexes(
+                message["dag_id"], message["run_id"], message["task_id"], message["key"]
+            )
+        ]
+    if op == "set_xcom":
+        key = workload.key
+        target = (message["dag_id"], message["run_id"], message["task_id"])
+        map_index = int(message["map_index"])
+        if (*target, map_index) != (key.dag_id, key.run_id, key.task_id, key.map_index):
+            raise XComError("a task may only push XComs for itself", task_id=message["task_id"])
+        data.set_xcom(*target, message["key"], map_index, xcom.decode(message["value"]))
+        return None
+    if op == "get_variable":
+        return str(data.get_variable(message["key"]))
+    if op == "get_connection":
+        return connection_to_wire(data.get_connection(message["conn_id"]))
+    raise TradewindError(f"unknown request {op!r}")
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """The error part of a reply: the kind the task process re-raises, and the message."""
+    from tradewind.sdk.secrets import redact
+
+    if isinstance(exc, VariableNotFound):
+        kind = "VariableNotFound"
+    elif isinstance(exc, ConnectionNotFound):
+        kind = "ConnectionNotFound"
+    elif isinstance(exc, XComError):
+        kind = "XComError"
+    elif isinstance(exc, KeyError):
+        kind = "KeyError"
+    else:
+        kind = "Error"
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    if kind == "Error":
+        text = f"{type(exc).__name__}: {text}"
+    return {"error": kind, "message": redact(text)}

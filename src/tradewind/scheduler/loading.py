@@ -1,0 +1,170 @@
+"""Loading the facts the scheduler's decisions need from the database, as plain snapshots.
+
+The scheduler loop and ``tradewind tasks why`` read the same facts the same way: a task
+instance's snapshot, the upstream instances that count for it (every instance of a mapped
+upstream; only the same index inside a mapped task group), the recorded lengths mapped tasks
+expand from, and the previous run for depends_on_past. Keeping them here means ``tasks why``
+explains exactly the decision the scheduler would take.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from tradewind.db import runs as db_runs
+from tradewind.db import task_instances as db_tis
+from tradewind.db.models import DagRun, TaskInstance, TaskMap
+from tradewind.scheduler import decisions as d
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from tradewind.serialization import SerializedDAG
+
+__all__ = [
+    "decide_ti",
+    "first_of_backfill",
+    "map_lengths",
+    "previous_run",
+    "run_snapshot",
+    "snapshot",
+    "upstream_snapshots",
+]
+
+
+def snapshot(ti: TaskInstance) -> d.TISnapshot:
+    """The decision-facing facts of one task-instance row."""
+    return d.TISnapshot(
+        task_id=ti.task_id,
+        map_index=ti.map_index,
+        state=ti.state,
+        try_number=ti.try_number,
+        max_tries=ti.max_tries,
+        next_retry_at=ti.next_retry_at,
+        reschedule_at=ti.reschedule_at,
+        start_date=ti.start_date,
+        end_date=ti.end_date,
+    )
+
+
+def first_of_backfill(s: Session, run: DagRun) -> bool:
+    """Whether ``run`` is the earliest run of its backfill (depends_on_past passes there)."""
+    if run.backfill_id is None or run.logical_date is None:
+        return False
+    earliest = s.scalar(
+        sa.select(sa.func.min(DagRun.logical_date)).where(DagRun.backfill_id == run.backfill_id)
+    )
+    return earliest is not None and earliest == run.logical_date
+
+
+def run_snapshot(s: Session, run: DagRun) -> d.RunSnapshot:
+    """The decision-facing facts of a run row."""
+    return d.RunSnapshot(
+        dag_id=run.dag_id,
+        run_id=run.run_id,
+        state=run.state,
+        run_type=run.run_type,
+        logical_date=run.logical_date,
+        start_date=run.start_date,
+        first_of_backfill=first_of_backfill(s, run),
+    )
+
+
+def map_lengths(s: Session, run: DagRun, tis: list[TaskInstance]) -> dict[Any, int]:
+    """Recorded result lengths of the run's tasks, and instance counts of expanded ones."""
+    lengths: dict[Any, int] = {}
+    for row in s.scalars(
+        sa.select(TaskMap).where(TaskMap.dag_id == run.dag_id, TaskMap.run_id == run.run_id)
+    ):
+        if row.map_index < 0:
+            lengths[row.task_id] = row.length
+    # A mapped upstream's "result" is the list of its instances' results.
+    counts: dict[str, int] = {}
+    for ti in tis:
+        if ti.map_index >= 0:
+            counts[ti.task_id] = counts.get(ti.task_id, 0) + 1
+    lengths.update(counts)
+    return lengths
+
+
+def upstream_snapshots(
+    view: SerializedDAG,
+    task: Any,
+    map_index: int,
+    snaps: dict[tuple[str, int], d.TISnapshot],
+    by_task: dict[str, list[tuple[str, int]]],
+) -> list[d.TISnapshot]:
+    """The upstream instances that count for ``task`` at ``map_index``.
+
+    ``snaps`` holds every instance of the run by (task_id, map_index); ``by_task`` lists the
+    keys of each task's instances.
+    """
+    out: list[d.TISnapshot] = []
+    group = task.task_group_id
+    for up_id in task.upstream_task_ids:
+        keys = by_task.get(up_id, [])
+        up_task = view.task_dict.get(up_id)
+        same_mapped_group = (
+            map_index >= 0
+            and group is not None
+            and up_task is not None
+            and up_task.task_group_id == group
+            and d.mapping_source(task) is d.mapping_source(up_task)
+            and not task.is_mapped
+        )
+        if same_mapped_group:
+            keys = [k for k in keys if k[1] == map_index] or keys
+        out.extend(snaps[k] for k in keys)
+    return out
+
+
+def previous_run(s: Session, run: DagRun, task: Any) -> d.PreviousRun | None:
+    """The run before ``run`` (by logical date) with the instances depends_on_past reads."""
+    if run.logical_date is None:
+        return None
+    prev = db_runs.get_previous_run(s, run.dag_id, run.logical_date)
+    if prev is None:
+        return None
+    wanted = {task.task_id, *task.downstream_task_ids}
+    tis = db_tis.list_tis(s, prev.dag_id, prev.run_id, task_ids=wanted)
+    return d.PreviousRun(
+        run_id=prev.run_id,
+        logical_date=prev.logical_date,
+        tis=tuple(snapshot(t) for t in tis),
+    )
+
+
+def decide_ti(
+    s: Session,
+    view: SerializedDAG,
+    run: DagRun,
+    ti: TaskInstance,
+    *,
+    now: Any,
+    max_map_length: int | None = None,
+) -> tuple[d.TaskDecision, list[d.TISnapshot]]:
+    """The readiness decision for one task instance, as the scheduler would take it now.
+
+    Returns the decision and the upstream snapshots it was based on (for display).
+    """
+    tis = db_tis.list_tis(s, run.dag_id, run.run_id)
+    snaps = {(t.task_id, t.map_index): snapshot(t) for t in tis}
+    by_task: dict[str, list[tuple[str, int]]] = {}
+    for key in snaps:
+        by_task.setdefault(key[0], []).append(key)
+    task = view.task_dict[ti.task_id]
+    ups = upstream_snapshots(view, task, ti.map_index, snaps, by_task)
+    prev = previous_run(s, run, task) if task.depends_on_past else None
+    decision = d.decide_task(
+        task,
+        snapshot(ti),
+        ups,
+        now=now,
+        run=run_snapshot(s, run),
+        prev_run=prev,
+        upstream_lengths=map_lengths(s, run, tis),
+        max_map_length=max_map_length,
+    )
+    return decision, ups
