@@ -891,3 +891,64 @@ def test_workers_beyond_the_minimum_start_on_demand_and_stop_when_idle(
     wait_for(executor, lambda ev: len(executor.worker_pids()) == 1, within=30)
     assert executor.stats.respawned == 0
     assert executor.slots_available() == 3
+
+
+@linux_only
+def test_commands_a_try_leaves_running_are_stopped_with_it(
+    tmp_path: Path, make_executor: Callable[..., LocalExecutor]
+) -> None:
+    # given a task that starts a background command and returns at once
+    pid_file = tmp_path / "background.pid"
+    dag_file = write_dag(
+        tmp_path,
+        "leaver.py",
+        f"""
+        import subprocess
+        with DAG("leaver", schedule=None, start_date=datetime(2024, 1, 1)):
+            @task
+            def leave():
+                child = subprocess.Popen(["sleep", "600"])
+                open({str(pid_file)!r}, "w").write(str(child.pid))
+            leave()
+        """,
+    )
+    executor = make_executor()
+
+    # when the try finishes
+    done = run_to_end(executor, [workload(dag_file, "leaver", "leave")])
+
+    # expect the command it left behind to be stopped too
+    assert next(iter(done.values())).state is TaskState.SUCCESS
+    assert wait_gone([int(wait_for_file(pid_file))]) == []
+
+
+def test_large_xcoms_cross_the_pipe_both_ways(
+    tmp_path: Path, data: FakeData, make_executor: Callable[..., LocalExecutor]
+) -> None:
+    # given tasks that push and pull a value near the XCom size limit
+    dag_file = write_dag(
+        tmp_path,
+        "bulky.py",
+        """
+        with DAG("bulky", schedule=None, start_date=datetime(2024, 1, 1)):
+            @task
+            def big():
+                return ["x" * 1000 for _ in range(900)]
+
+            @task
+            def measure(rows):
+                return sum(len(r) for r in rows)
+
+            measure(big())
+        """,
+    )
+    executor = make_executor()
+
+    # when both run
+    first = run_to_end(executor, [workload(dag_file, "bulky", "big")])
+    second = run_to_end(executor, [workload(dag_file, "bulky", "measure")])
+
+    # expect the whole value through, both ways
+    assert next(iter(first.values())).state is TaskState.SUCCESS
+    assert next(iter(second.values())).state is TaskState.SUCCESS
+    assert data.value("bulky", "measure") == 900_000

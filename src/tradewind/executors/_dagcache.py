@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -127,7 +128,8 @@ class DagCache:
         reports the failure properly when it imports the file itself.
         """
         try:
-            with _time_limit(self.import_timeout):
+            # Whatever the file prints goes to stderr, never into this process's stdout.
+            with _time_limit(self.import_timeout), contextlib.redirect_stdout(sys.stderr):
                 return self.load(fileloc, dag_id, dag_version_id)
         except KeyboardInterrupt:
             raise

@@ -551,6 +551,9 @@ class _Worker:
             while True:
                 waited, status = os.waitpid(pid, os.WNOHANG)
                 if waited == pid:
+                    # Commands the try left running in its process group end with it.
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)
                     return status, reason, stop
                 # Messages may have come with the "run" one: handle what is buffered first.
                 while (message := self.reader.next_message()) is not None:

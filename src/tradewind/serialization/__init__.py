@@ -17,14 +17,23 @@ The document's shape, and which fields must serialize exactly, are described in
 
 from __future__ import annotations
 
-from tradewind.serialization.serialized_dag import dag_hash, from_json, serialize_dag, to_json
-from tradewind.serialization.views import (
-    SERIALIZATION_VERSION,
-    SerializedDAG,
-    SerializedTask,
-    SerializedTaskGroup,
-    deserialize_dag,
-)
+from typing import TYPE_CHECKING
+
+from tradewind._lazy import lazy_exports
+
+# Loaded on first use, so the XCom codec (``tradewind.serialization.xcom``) can be imported
+# by task processes without the DAG serializer and timetables.
+_EXPORTS: dict[str, str] = {
+    "SERIALIZATION_VERSION": "tradewind.serialization.views",
+    "SerializedDAG": "tradewind.serialization.views",
+    "SerializedTask": "tradewind.serialization.views",
+    "SerializedTaskGroup": "tradewind.serialization.views",
+    "deserialize_dag": "tradewind.serialization.views",
+    "dag_hash": "tradewind.serialization.serialized_dag",
+    "from_json": "tradewind.serialization.serialized_dag",
+    "serialize_dag": "tradewind.serialization.serialized_dag",
+    "to_json": "tradewind.serialization.serialized_dag",
+}
 
 __all__ = [
     "SERIALIZATION_VERSION",
@@ -37,3 +46,15 @@ __all__ = [
     "serialize_dag",
     "to_json",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+if TYPE_CHECKING:
+    from tradewind.serialization.serialized_dag import dag_hash, from_json, serialize_dag, to_json
+    from tradewind.serialization.views import (
+        SERIALIZATION_VERSION,
+        SerializedDAG,
+        SerializedTask,
+        SerializedTaskGroup,
+        deserialize_dag,
+    )
