@@ -150,9 +150,9 @@ def test_a_malformed_workload_names_what_is_wrong(change: Any, message: str) -> 
 def test_records_are_frozen() -> None:
     event = ExecutorEvent(key=KEY, kind=EventKind.STARTED)
     with pytest.raises(FrozenInstanceError):
-        event.kind = EventKind.LOST  # type: ignore[misc]
+        event.kind = EventKind.LOST
     with pytest.raises(FrozenInstanceError):
-        WORKLOAD.fileloc = "/other.py"  # type: ignore[misc]
+        WORKLOAD.fileloc = "/other.py"
 
 
 @pytest.mark.parametrize(

@@ -447,8 +447,8 @@ class LocalExecutor(BaseExecutor):
             self._selector.unregister(server.channel.sock)
         server.channel.close()
         self._forkserver = None
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.process.wait(1.0)
+        if server.process.poll() is None:
+            self._unreaped.append(server.process.pid)  # reaped later, without waiting here
         if self._forkserver_failures >= _MAX_FORKSERVER_FAILURES:
             log.error(
                 "the fork server keeps failing before it is ready; forking workers from this "

@@ -24,6 +24,9 @@ from tradewind.state import RunState
 if TYPE_CHECKING:
     from tradewind.sdk.dag_definition import DAG
 
+#: How long a test run waits for its DAG callback to finish before returning.
+CALLBACK_WAIT = 60.0
+
 
 @dataclass
 class DagTestResult:
@@ -154,6 +157,7 @@ def test_dag(
                     # this returns at once when there is work (a plain sleep here would add
                     # up to a poll interval per task).
                     select.select([executor.fileno()], [], [], min(wait, 0.05))
+            _finish_callbacks(scheduler, Path(tmp) / "logs", dag.dag_id, run_id, log_stream)
         finally:
             scheduler.stop()
             executor.close()
@@ -202,6 +206,24 @@ def test_dag(
         data_interval_end=interval.end,
         task_instances=rows,
     )
+
+
+def _finish_callbacks(
+    scheduler: Any, log_folder: Path, dag_id: str, run_id: str, log_stream: IO[str] | None
+) -> None:
+    """Wait for the run's DAG callback (it runs in a child process) and copy its log to
+    ``log_stream``: the temporary folder holding it is gone once the test returns."""
+    from tradewind.scheduler.callbacks import callback_log_path
+
+    done = scheduler.wait_for_callbacks(timeout=CALLBACK_WAIT)
+    path = callback_log_path(log_folder, dag_id, run_id)
+    if log_stream is not None and path.exists():
+        log_stream.write(path.read_text(errors="replace"))
+        if not done:
+            log_stream.write(
+                f"the DAG callback still runs after {CALLBACK_WAIT:g} s; not waiting for it\n"
+            )
+        log_stream.flush()
 
 
 def _report(

@@ -130,6 +130,7 @@ class Scheduler:
         self._views: dict[int, SerializedDAG] = {}
         self._dirty: dict[RunKey, set[str]] = {}
         self._timers: list[_Timer] = []
+        self._timer_set: set[tuple[datetime, RunKey]] = set()
         self._dag_timer: datetime | None = None
         self._computed: dict[str, int | None] = {}
         self._next_poll = 0.0
@@ -138,6 +139,9 @@ class Scheduler:
         self._schedulable = True
         self._callbacks: list[Any] = []
         self._killing: set[TaskInstanceKey] = set()
+        #: dag_id -> runs holding an instance back for depends_on_past, with the task ids of the
+        #: previous run they wait for: a change there is the only thing that can release them
+        self._past_waiters: dict[str, dict[RunKey, set[str]]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -214,9 +218,29 @@ class Scheduler:
     def _mark(self, run: RunKey, task_ids: Iterable[str] = ()) -> None:
         self._dirty.setdefault(run, set()).update(task_ids)
 
+    def _wake_past_waiters(self, dag_id: str, task_ids: Iterable[str]) -> None:
+        """Task instances of ``dag_id`` changed: look again at the runs whose depends_on_past
+        waits on one of those tasks (nothing in their own run would wake them)."""
+        waiters = self._past_waiters.get(dag_id)
+        if not waiters:
+            return
+        changed = set(task_ids)
+        for run_key, wanted in list(waiters.items()):
+            if wanted & changed:
+                del waiters[run_key]
+                self._mark(run_key)
+
+    def _add_timer(self, when: datetime, run: RunKey) -> None:
+        # A run is examined again and again while it waits: one timer per moment is enough.
+        if (when, run) not in self._timer_set:
+            self._timer_set.add((when, run))
+            heapq.heappush(self._timers, _Timer(when, run))
+
     def _fire_timers(self, now: datetime) -> None:
         while self._timers and self._timers[0].when <= now:
-            self._mark(heapq.heappop(self._timers).run)
+            timer = heapq.heappop(self._timers)
+            self._timer_set.discard((timer.when, timer.run))
+            self._mark(timer.run)
 
     def _view(self, s: Session, version_id: int | None) -> SerializedDAG:
         if version_id is None:
@@ -404,9 +428,11 @@ class Scheduler:
                 fresh = s.get(TaskInstance, ti.id)
                 if fresh is not None:
                     snaps[(ti.task_id, fresh.map_index)] = loading.snapshot(fresh)
+        self._note_past_waits(view, run_key, decisions)
         if changed:
             # Newly expanded or finished tasks: look again at the run in the next round.
             self._mark(run_key, changed)
+            self._wake_past_waiters(run.dag_id, changed)
             return
         rollup = d.run_state_from_tasks(
             snaps.values(),
@@ -417,9 +443,25 @@ class Scheduler:
             decisions=decisions,
         )
         if rollup.timeout_at is not None and not rollup.finished:
-            heapq.heappush(self._timers, _Timer(rollup.timeout_at, run_key))
+            self._add_timer(rollup.timeout_at, run_key)
         if rollup.finished:
             self._finish_run(s, run, view, rollup, snaps, now)
+
+    def _note_past_waits(
+        self, view: SerializedDAG, run_key: RunKey, decisions: dict[tuple[str, int], d.TaskDecision]
+    ) -> None:
+        wanted: set[str] = set()
+        for (task_id, _), decision in decisions.items():
+            if any(b.kind is d.BlockerKind.DEPENDS_ON_PAST for b in decision.blockers):
+                task = view.task_dict[task_id]
+                wanted.add(task_id)
+                if task.wait_for_downstream:
+                    wanted.update(task.downstream_task_ids)
+        waiters = self._past_waiters.setdefault(run_key[0], {})
+        if wanted:
+            waiters[run_key] = wanted
+        else:
+            waiters.pop(run_key, None)
 
     def _apply_decision(
         self, s: Session, run: DagRun, ti: TaskInstance, decision: d.TaskDecision, now: datetime
@@ -428,7 +470,7 @@ class Scheduler:
         A = d.TaskAction
         if action is A.WAIT or action is A.NONE:
             if decision.wake_at is not None:
-                heapq.heappush(self._timers, _Timer(decision.wake_at, (run.dag_id, run.run_id)))
+                self._add_timer(decision.wake_at, (run.dag_id, run.run_id))
             return False
         if action is A.SCHEDULE:
             bump = 0 if ti.state is TaskState.UP_FOR_RESCHEDULE else 1
@@ -483,9 +525,11 @@ class Scheduler:
                         s, ti_id, state, TaskState.SKIPPED, now=now, end_date=now,
                         last_error="the DAG run timed out",
                     )  # fmt: skip
+            self._wake_past_waiters(run.dag_id, {task_id for task_id, _ in rollup.to_skip})
         won = transition_run(s, run.id, RunState.RUNNING, rollup.state, now=now, end_date=now)
         if not won:
             return
+        self._past_waiters.get(run.dag_id, {}).pop((run.dag_id, run.run_id), None)
         log.info(
             "run %s of %s finished: %s (%s)", run.run_id, run.dag_id, rollup.state, rollup.reason
         )
@@ -530,6 +574,22 @@ class Scheduler:
 
     def _reap_callbacks(self) -> None:
         self._callbacks = [p for p in self._callbacks if p.poll() is None]
+
+    def wait_for_callbacks(self, timeout: float | None = None) -> bool:
+        """Wait for the DAG callbacks started so far to finish (``dags test`` does, so that
+        their effects and logs are there when it returns); False if some still run after
+        ``timeout`` seconds."""
+        import subprocess
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for proc in self._callbacks:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                proc.wait(left)
+            except subprocess.TimeoutExpired:
+                return False
+        self._reap_callbacks()
+        return True
 
     # -- queueing -------------------------------------------------------------------------------
     def _queue_admitted(self, s: Session, now: datetime) -> list[ExecuteTask]:
@@ -694,6 +754,7 @@ class Scheduler:
                 self._lose_try(s, ti, event.error or "the task process was lost", now)
             self._schedulable = True
             self._mark(run_key, touched)
+            self._wake_past_waiters(key.dag_id, touched)
 
     def _finish_try(
         self, s: Session, ti: TaskInstance, event: ExecutorEvent, now: datetime
@@ -710,7 +771,9 @@ class Scheduler:
         if event.error:
             fields["last_error"] = event.error
         if state is TaskState.UP_FOR_RETRY:
-            fields["next_retry_at"] = self._retry_at(s, ti, end)
+            # On the scheduler's clock, not the worker's end_date: the timer is compared with
+            # this clock, and a worker's clock may be skewed (or another host's).
+            fields["next_retry_at"] = self._retry_at(s, ti, now)
         transition_task(
             s, ti.id, [TaskState.RUNNING, TaskState.QUEUED], state, now=now,
             where={"try_number": ti.try_number}, **fields,
@@ -779,7 +842,7 @@ class Scheduler:
             task_id=ti.task_id,
             logical_date_iso=run.logical_date.isoformat() if run.logical_date else run.run_id,
         )
-        heapq.heappush(self._timers, _Timer(when, (ti.dag_id, ti.run_id)))
+        self._add_timer(when, (ti.dag_id, ti.run_id))
         return when
 
     def _skip_downstream(

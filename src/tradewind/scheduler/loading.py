@@ -17,6 +17,7 @@ from tradewind.db import runs as db_runs
 from tradewind.db import task_instances as db_tis
 from tradewind.db.models import DagRun, TaskInstance, TaskMap
 from tradewind.scheduler import decisions as d
+from tradewind.scheduler.decisions.expansion import maps_per_index
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -102,29 +103,37 @@ def upstream_snapshots(
     keys of each task's instances.
     """
     out: list[d.TISnapshot] = []
-    group = task.task_group_id
     for up_id in task.upstream_task_ids:
         keys = by_task.get(up_id, [])
         up_task = view.task_dict.get(up_id)
-        same_mapped_group = (
-            map_index >= 0
-            and group is not None
-            and up_task is not None
-            and up_task.task_group_id == group
-            and d.mapping_source(task) is d.mapping_source(up_task)
-            and not task.is_mapped
-        )
-        if same_mapped_group:
+        if map_index >= 0 and up_task is not None and maps_per_index(task, up_task):
             keys = [k for k in keys if k[1] == map_index] or keys
         out.extend(snaps[k] for k in keys)
     return out
 
 
 def previous_run(s: Session, run: DagRun, task: Any) -> d.PreviousRun | None:
-    """The run before ``run`` (by logical date) with the instances depends_on_past reads."""
+    """The run before ``run`` (by logical date) with the instances depends_on_past reads.
+
+    As in Airflow, a DAG with catchup looks only at the previous scheduled (or backfill) run:
+    a manual run in between does not count. Without catchup any previous run does.
+    """
     if run.logical_date is None:
         return None
-    prev = db_runs.get_previous_run(s, run.dag_id, run.logical_date)
+    if task.dag.catchup:
+        prev = s.scalar(
+            sa.select(DagRun)
+            .where(
+                DagRun.dag_id == run.dag_id,
+                DagRun.logical_date.is_not(None),
+                DagRun.logical_date < run.logical_date,
+                DagRun.run_type != "manual",
+            )
+            .order_by(DagRun.logical_date.desc())
+            .limit(1)
+        )
+    else:
+        prev = db_runs.get_previous_run(s, run.dag_id, run.logical_date)
     if prev is None:
         return None
     wanted = {task.task_id, *task.downstream_task_ids}

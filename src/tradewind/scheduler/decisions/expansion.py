@@ -29,7 +29,13 @@ from tradewind.serialization.values import (
     ZipXComRef,
 )
 
-__all__ = ["ExpansionLength", "LengthKey", "expansion_length", "mapping_source"]
+__all__ = [
+    "ExpansionLength",
+    "LengthKey",
+    "expansion_length",
+    "mapping_source",
+    "maps_per_index",
+]
 
 #: How recorded upstream result lengths are looked up: by task id (its ``return_value``), or by
 #: ``(task_id, xcom_key)`` for a single key of a ``multiple_outputs`` result.
@@ -58,6 +64,17 @@ def mapping_source(task: TaskLike) -> Any | None:
         if group.expand_input is not None:
             return group.expand_input
     return None
+
+
+def maps_per_index(task: TaskLike, upstream: TaskLike) -> bool:
+    """Whether each instance of ``task`` depends only on the instance of ``upstream`` with the
+    same map index: both sit in the same mapped task group (and ``task`` is not mapped on its
+    own). Otherwise every instance of ``upstream`` counts."""
+    group, other = task.task_group, upstream.task_group
+    if task.is_mapped or group is None or other is None or group.group_id != other.group_id:
+        return False
+    source = mapping_source(task)
+    return source is not None and source is mapping_source(upstream)
 
 
 def expansion_length(expand_input: Any, lengths: Mapping[LengthKey, int]) -> ExpansionLength:

@@ -31,7 +31,12 @@ from enum import StrEnum
 from tradewind.errors import MappingError
 from tradewind.scheduler.decisions._text import as_utc, as_utc_or_none, format_when
 from tradewind.scheduler.decisions.blockers import Blocker, BlockerKind
-from tradewind.scheduler.decisions.expansion import LengthKey, expansion_length, mapping_source
+from tradewind.scheduler.decisions.expansion import (
+    LengthKey,
+    expansion_length,
+    mapping_source,
+    maps_per_index,
+)
 from tradewind.scheduler.decisions.trigger_rules import (
     TriggerAction,
     UpstreamStates,
@@ -357,6 +362,13 @@ def decide_task(
         blocker = Blocker(BlockerKind.RUN_STATE, message)
         return TaskDecision(TaskAction.WAIT, message, (blocker,))
 
+    if ti.map_index < 0 and _expands_before_trigger_rule(task, upstream_lengths or {}):
+        # Its instances each depend on their own index of an upstream task in the same mapped
+        # group: the placeholder cannot apply the trigger rule (it would see every index), so
+        # it expands as soon as it can and each instance decides for itself.
+        source = mapping_source(task)
+        return _expand(task, ti, source, upstream_tis, upstream_lengths or {}, max_map_length)
+
     upstream, setups = _upstream_states(task, upstream_tis)
     trigger = evaluate_trigger_rule(task.trigger_rule, upstream, setup_upstream=setups)
     past = check_depends_on_past(task, ti, run=run, prev_run=prev_run)
@@ -417,6 +429,14 @@ def decide_task(
     if state is TaskState.UP_FOR_RESCHEDULE:
         return TaskDecision(TaskAction.SCHEDULE, f"rescheduled sensor is due; {trigger.reason}")
     return TaskDecision(TaskAction.SCHEDULE, f"ready: {trigger.reason}")
+
+
+def _expands_before_trigger_rule(task: TaskLike, lengths: Mapping[LengthKey, int]) -> bool:
+    source = mapping_source(task)
+    if source is None or expansion_length(source, lengths).length is None:
+        return False
+    tasks = task.dag.task_dict
+    return any(uid in tasks and maps_per_index(task, tasks[uid]) for uid in task.upstream_task_ids)
 
 
 def _expand(

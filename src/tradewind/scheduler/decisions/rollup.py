@@ -7,8 +7,10 @@
 * the state is decided only when no task instance is unfinished; then only the *effective
   leaves* count: any leaf failed or upstream_failed -> FAILED, otherwise SUCCESS. So a failed
   task in the middle whose ``all_done`` leaf succeeds leaves the run successful;
-* unfinished instances none of which can ever run (all wait on the trigger rule or on
-  depends_on_past, nothing is in flight) -> FAILED ("deadlock");
+* unfinished instances none of which can ever run (all wait on their trigger rule, nothing is
+  in flight) -> FAILED ("deadlock"). As in Airflow, a run with an unfinished instance of a task
+  that depends on the past is never deadlocked: another run (its previous one finishing, or
+  being cleared) can let it go on;
 * otherwise the run keeps RUNNING.
 
 Effective leaves are tasks with no downstream task, where a downstream teardown does not count
@@ -146,7 +148,7 @@ def run_state_from_tasks(
             timeout_at=timeout_at,
         )
 
-    stuck = _deadlocked(unfinished, decisions)
+    stuck = _deadlocked(unfinished, decisions, dag)
     if stuck is not None:
         return RunDecision(
             RunState.FAILED,
@@ -162,16 +164,22 @@ def run_state_from_tasks(
 
 
 def _deadlocked(
-    unfinished: list[TISnapshot], decisions: Mapping[tuple[str, int], TaskDecision] | None
+    unfinished: list[TISnapshot],
+    decisions: Mapping[tuple[str, int], TaskDecision] | None,
+    dag: DagLike,
 ) -> str | None:
     """The reasons, when no unfinished instance can ever make progress; None otherwise."""
     if decisions is None:
         return None
+    tasks = dag.task_dict
     reasons: list[str] = []
     for ti in unfinished:
         # Anything past `created` is in flight or on a timer, which will bring progress.
         if ti.state is not TaskState.CREATED:
             return None
+        task = tasks.get(ti.task_id)
+        if task is not None and (task.depends_on_past or task.wait_for_downstream):
+            return None  # what it waits for happens in another run
         decision = decisions.get(ti.key)
         if decision is None or decision.action is not TaskAction.WAIT or decision.wake_at:
             return None
