@@ -1,33 +1,20 @@
 """Engine benchmarks: workloads W1, W1b, W2, W3, W5 and W6 of ``shared/BENCHMARKS.md``.
 
-Registered in ``run.py`` (``python benchmarks/run.py --only W1,W2-200``); see the docstring
-there. Every workload builds a throw-away ``TRADEWIND_HOME`` (SQLite) in a temporary folder,
-migrates it and parses its DAG files with the real commands (``tradewind db migrate``,
-``tradewind dag-processor --once``), and runs the engine as its own processes:
+Registered in ``run.py`` (``python benchmarks/run.py --only W1,W2-200``; one workload alone:
+``python benchmarks/engine.py W1 3``). Every workload builds a throw-away ``TRADEWIND_HOME``
+(SQLite) in a temporary folder, migrates it and parses its DAG files with the real commands
+(``tradewind db migrate``, ``tradewind dag-processor --once``), and runs the engine as its own
+processes (``tradewind scheduler`` with the local executor, ``dags test``, ``standalone``).
 
-- W1   chain of 20 trivial tasks, one run at a time through a running ``tradewind scheduler``
-       (local executor). The figure is trigger-to-success from the run's own timestamps
-       (``queued_at`` -> ``end_date``) divided by 20. Floor: one SQLite WAL commit plus one
-       pipe round trip between two processes, per hop.
-- W1b  chain of 40 tasks that each sleep 10 ms: trigger-to-success (floor: 0.4 s of sleep
-       plus the W1 floor for 40 hops).
-- W2   1 start -> 200 (2,000) parallel -> 1 join: trigger-to-success and tasks per second.
-       Floor: the same callables through a warm ``concurrent.futures.ProcessPoolExecutor``
-       with as many workers as the scheduler's parallelism.
-- W3   one task returns ``list(range(1000))`` (10,000), a mapped task runs once per item, a
-       reduce sums them: trigger-to-success (same kind of floor).
-- W5   ``tradewind dags test`` of the W1 chain: wall time of the whole command (floor:
-       ``python -c pass``).
-- W6   ``tradewind standalone`` idle with the example DAGs: proportional memory (PSS) summed
-       over the supervisor and all its descendants, and CPU share over a 60 s window.
-
-Engine runs use ``TRADEWIND__CORE__PARALLELISM`` = :data:`PARALLELISM` (W6 keeps every
-default). Each scheduler first does one warm-up run (its figure is kept as ``first_run_ms``);
-before every measured trigger the driver sleeps a random 0.05-1 s, so a run is triggered at a
-random phase of the scheduler's poll for new runs (a run created by someone else is noticed at
-that poll). Processes are started in sessions of their own and stopped (with every descendant)
-whatever happens; a workload that cannot finish raises :class:`BenchError` saying why, with the
-end of the component's log.
+Figures come from the run's own timestamps: trigger-to-success is ``queued_at`` ->
+``end_date``, split into *pickup* (``queued_at`` -> ``start_date``: until the scheduler noticed
+the run) and *execution* (``start_date`` -> ``end_date``). Engine runs use
+``TRADEWIND__CORE__PARALLELISM`` = :data:`PARALLELISM` (W6 keeps every default). A scheduler
+first does one warm-up run (kept as ``first_run_ms``; skipped for the big workloads); before
+each measured trigger the driver sleeps a random 0.05-1 s, so runs are triggered at random
+phases of the scheduler's poll. Processes are started in sessions of their own and stopped,
+with every descendant, whatever happens; a workload that cannot finish raises
+:class:`BenchError` saying why, with the end of the component's log.
 """
 
 from __future__ import annotations
@@ -632,53 +619,48 @@ def _ms(values: Sequence[float]) -> list[float]:
     return [v * 1000 for v in values]
 
 
-def bench_chain(result: Callable[..., R], repeat: int) -> R:
-    """W1: chain of 20 trivial tasks through a running scheduler, per hop."""
-    hops = 20
-    first, runs = measured_runs(
-        {"bench_chain": chain_dag("bench_chain", hops)}, "bench_chain", repeat, 120
-    )
+def _run_extra(first: RunTimes | None, runs: list[RunTimes], tasks: int) -> dict[str, float]:
+    """Medians of the parts of trigger-to-success, and the CPU per task."""
+    extra = {
+        "pickup_ms": statistics.median(r.pickup for r in runs) * 1000,
+        "execution_ms": statistics.median(r.execution for r in runs) * 1000,
+        "cpu_per_task_ms": statistics.median(r.cpu for r in runs) * 1000 / tasks,
+    }
+    if first is not None:
+        extra["first_run_ms"] = first.trigger_to_success * 1000
+    return extra
+
+
+def bench_chain(result: Callable[..., R], repeat: int, hops: int, sleep: float) -> R:
+    """W1 (trivial tasks; the figure is per hop) and W1b (tasks sleeping; total)."""
+    dag_id = f"bench_chain_{hops}"
+    first, runs = measured_runs({dag_id: chain_dag(dag_id, hops, sleep)}, dag_id, repeat, 120)
     floor = hop_floor(hops)
-    total = statistics.median(r.trigger_to_success for r in runs)
-    return result(
-        id="W1",
-        name=f"chain of {hops} trivial tasks, trigger-to-success per hop (running scheduler)",
-        unit="ms",
-        median=total * 1000 / hops,
-        runs=[r.trigger_to_success * 1000 / hops for r in runs],
-        floor=floor * 1000 / hops,
-        floor_name="1 SQLite WAL commit + 1 pipe round trip between 2 processes, per hop",
-        extra={
-            "trigger_to_success_ms": total * 1000,
-            "pickup_ms": statistics.median(r.pickup for r in runs) * 1000,
-            "execution_ms": statistics.median(r.execution for r in runs) * 1000,
-            "execution_per_hop_ms": statistics.median(r.execution for r in runs) * 1000 / hops,
-            "cpu_per_task_ms": statistics.median(r.cpu for r in runs) * 1000 / hops,
-            "first_run_ms": first.trigger_to_success * 1000 if first else 0.0,
-            "floor_total_ms": floor * 1000,
-        },
-    )
-
-
-def bench_chain_sleep(result: Callable[..., R], repeat: int) -> R:
-    """W1b: chain of 40 tasks sleeping 10 ms each, trigger-to-success."""
-    hops = 40
-    dags = {"bench_chain_sleep": chain_dag("bench_chain_sleep", hops, sleep=0.01)}
-    first, runs = measured_runs(dags, "bench_chain_sleep", repeat, 120)
-    floor = 0.4 + hop_floor(hops)
+    totals = [r.trigger_to_success for r in runs]
+    extra = _run_extra(first, runs, hops)
+    if not sleep:
+        extra["trigger_to_success_ms"] = statistics.median(totals) * 1000
+        extra["execution_per_hop_ms"] = extra["execution_ms"] / hops
+        extra["floor_total_ms"] = floor * 1000
+        return result(
+            id="W1",
+            name=f"chain of {hops} trivial tasks, trigger-to-success per hop (running scheduler)",
+            unit="ms",
+            median=statistics.median(totals) * 1000 / hops,
+            runs=[t * 1000 / hops for t in totals],
+            floor=floor * 1000 / hops,
+            floor_name="1 SQLite WAL commit + 1 pipe round trip between 2 processes, per hop",
+            extra=extra,
+        )
     return result(
         id="W1b",
-        name=f"chain of {hops} tasks sleeping 10 ms, trigger-to-success",
+        name=f"chain of {hops} tasks sleeping {sleep * 1000:.0f} ms, trigger-to-success",
         unit="ms",
-        median=statistics.median(r.trigger_to_success for r in runs) * 1000,
-        runs=_ms([r.trigger_to_success for r in runs]),
-        floor=floor * 1000,
-        floor_name="0.4 s of sleep + the W1 floor for 40 hops",
-        extra={
-            "pickup_ms": statistics.median(r.pickup for r in runs) * 1000,
-            "execution_ms": statistics.median(r.execution for r in runs) * 1000,
-            "first_run_ms": first.trigger_to_success * 1000 if first else 0.0,
-        },
+        median=statistics.median(totals) * 1000,
+        runs=_ms(totals),
+        floor=(hops * sleep + floor) * 1000,
+        floor_name=f"{hops * sleep:.1f} s of sleep + the W1 floor for {hops} hops",
+        extra=extra,
     )
 
 
@@ -699,7 +681,7 @@ def _parallel(
     first, runs = measured_runs({dag_id: source}, dag_id, repeat, timeout, warm_up=warm_up)
     floor = pool_floor(kind, n, max(3, repeat))
     total = statistics.median(r.trigger_to_success for r in runs)
-    execution = statistics.median(r.execution for r in runs)
+    extra = _run_extra(first, runs, tasks)
     shape = (
         f"1 -> {n:,} -> 1 fan-out" if kind == "fanout" else f"{n:,} mapped instances + map/reduce"
     )
@@ -713,14 +695,11 @@ def _parallel(
         floor_name=f"same callables, warm ProcessPoolExecutor({PARALLELISM})",
         extra={
             "tasks_per_s": tasks / total,
-            "tasks_per_s_execution": tasks / execution,
+            "tasks_per_s_execution": tasks / extra["execution_ms"] * 1000,
             "floor_tasks_per_s": tasks / floor,
             "ratio_to_floor": total / floor,
-            "pickup_ms": statistics.median(r.pickup for r in runs) * 1000,
-            "execution_ms": execution * 1000,
-            "cpu_per_task_ms": statistics.median(r.cpu for r in runs) * 1000 / tasks,
-        }
-        | ({"first_run_ms": first.trigger_to_success * 1000} if first else {}),
+            **extra,
+        },
     )
 
 
@@ -833,8 +812,8 @@ def bench_standalone(result: Callable[..., R], repeat: int) -> R:
 def workloads(result: Callable[..., R]) -> dict[str, Callable[[int], R]]:
     """The engine workloads for ``run.py``'s table; ``result`` builds its Result records."""
     return {
-        "W1": lambda r: bench_chain(result, r),
-        "W1b": lambda r: bench_chain_sleep(result, r),
+        "W1": lambda r: bench_chain(result, r, 20, 0.0),
+        "W1b": lambda r: bench_chain(result, r, 40, 0.01),
         "W2-200": lambda r: _parallel(result, "W2-200", "fanout", 200, r, 300),
         # The big ones: fewer runs, no warm-up run, and a bound on how long a run may take.
         "W2-2000": lambda r: _parallel(

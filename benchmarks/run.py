@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{wid} FAILED: {exc}", file=sys.stderr, flush=True)
     print(f"\n{'id':<8} {'median':>10} {'floor':>10}  workload")
     for r in results:
-        floor = f"{r.floor:.1f}" if r.floor is not None else "-"
+        floor = "-" if r.floor is None else f"{r.floor:.1f}" if r.floor >= 1 else f"{r.floor:.3f}"
         print(
             f"{r.id:<8} {r.median:>8.1f}{r.unit} {floor:>8}{r.unit if r.floor is not None else '  '}  {r.name}"
             + (f"  (floor: {r.floor_name})" if r.floor_name else "")

@@ -438,6 +438,9 @@ class _Worker:
     def _fork_spare(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         generation = self.cache.generation
+        # DAG modules imported since the last fork: keep the task process's collector off
+        # them too, so their pages stay shared instead of being copied on the first collection.
+        gc.freeze()
         try:
             pid = os.fork()
         except OSError:
@@ -508,6 +511,7 @@ class _Worker:
         if pid is None:
             self._drop_spare()
             dag = self.cache.preload(*key) if preload else None
+            gc.freeze()
             try:
                 pid = os.fork()
             except OSError as exc:

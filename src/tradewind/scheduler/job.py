@@ -27,7 +27,7 @@ import select
 import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +67,10 @@ log = logging.getLogger("tradewind.scheduler")
 RunKey = tuple[str, str]
 _WAITING = (TaskState.CREATED, TaskState.UP_FOR_RETRY, TaskState.UP_FOR_RESCHEDULE)
 _MAX_ROUNDS = 200
+_IN_FLIGHT = frozenset(
+    {TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING, TaskState.RESTARTING}
+)
+_PROBE_INTERVAL = 0.02
 
 
 def utcnow() -> datetime:
@@ -128,7 +132,10 @@ class Scheduler:
         self.on_run_finished = on_run_finished
         self.job_id: int | None = None
         self._views: dict[int, SerializedDAG] = {}
-        self._dirty: dict[RunKey, set[str]] = {}
+        # run -> task ids that changed (None: look at the whole run)
+        self._dirty: dict[RunKey, set[str] | None] = {}
+        self._probe: Callable[[], int] | None = None
+        self._probe_value: int | None = None
         self._timers: list[_Timer] = []
         self._timer_set: set[tuple[datetime, RunKey]] = set()
         self._dag_timer: datetime | None = None
@@ -154,6 +161,7 @@ class Scheduler:
             self.job_id = job.id
             self._recover(s, now)
         self.executor.start()
+        self._probe = self._make_probe()
 
     def stop(self) -> None:
         """Stop the executor (running tries are reported lost) and end the job."""
@@ -173,10 +181,49 @@ class Scheduler:
                 self._wait(wait)
 
     def _wait(self, seconds: float) -> None:
-        try:
-            select.select([self.executor.fileno()], [], [], seconds)
-        except InterruptedError:
-            pass
+        """Sleep until the executor has news, a timer is due, or (SQLite) another process
+        committed something — a triggered run is picked up within ~20 ms, not a poll."""
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                ready, _, _ = select.select(
+                    [self.executor.fileno()], [], [], min(left, _PROBE_INTERVAL)
+                )
+            except InterruptedError:
+                return
+            if ready or self._external_change():
+                return
+
+    def _external_change(self) -> bool:
+        if self._probe is None:
+            return False
+        value = self._probe()
+        changed = self._probe_value is not None and value != self._probe_value
+        self._probe_value = value
+        if changed:
+            self._next_poll = 0.0
+        return changed
+
+    def _make_probe(self) -> Callable[[], int] | None:
+        """``PRAGMA data_version`` on a connection of its own: it changes whenever another
+        connection commits. (PostgreSQL relies on the poll; LISTEN/NOTIFY can come later.)"""
+        engine = self._sf.kw.get("bind")
+        if engine is None or engine.dialect.name != "sqlite":
+            return None
+        raw = engine.raw_connection()
+
+        def probe() -> int:
+            cursor = raw.cursor()
+            try:
+                cursor.execute("PRAGMA data_version")
+                return int(cursor.fetchone()[0])
+            finally:
+                cursor.close()
+
+        return probe
 
     # -- one step -------------------------------------------------------------------------------
     def step(self) -> float:
@@ -215,8 +262,16 @@ class Scheduler:
                 wait = min(wait, max(0.0, (when - now).total_seconds()))
         return wait
 
-    def _mark(self, run: RunKey, task_ids: Iterable[str] = ()) -> None:
-        self._dirty.setdefault(run, set()).update(task_ids)
+    def _mark(self, run: RunKey, task_ids: Iterable[str] | None = None) -> None:
+        """Look at ``run`` again: only around ``task_ids``, or all of it (None)."""
+        if task_ids is None:
+            self._dirty[run] = None
+        elif run not in self._dirty:
+            self._dirty[run] = set(task_ids)
+        else:
+            current = self._dirty[run]
+            if current is not None:
+                current.update(task_ids)
 
     def _wake_past_waiters(self, dag_id: str, task_ids: Iterable[str]) -> None:
         """Task instances of ``dag_id`` changed: look again at the runs whose depends_on_past
@@ -383,18 +438,20 @@ class Scheduler:
         rounds = 0
         while self._dirty and rounds < _MAX_ROUNDS:
             dirty, self._dirty = self._dirty, {}
-            for run_key in dirty:
-                self._examine_run(s, run_key, now)
+            for run_key, changed_ids in dirty.items():
+                self._examine_run(s, run_key, now, changed_ids)
             rounds += 1
 
-    def _examine_run(self, s: Session, run_key: RunKey, now: datetime) -> None:
+    def _examine_run(
+        self, s: Session, run_key: RunKey, now: datetime, changed_ids: set[str] | None = None
+    ) -> None:
         run = s.scalar(
             sa.select(DagRun).where(DagRun.dag_id == run_key[0], DagRun.run_id == run_key[1])
         )
         if run is None or run.state is not RunState.RUNNING:
             return
         view = self._view(s, run.dag_version_id)
-        tis = db_tis.list_tis(s, run.dag_id, run.run_id)
+        tis = _load_tis(s, run.dag_id, run.run_id)
         snaps = {(ti.task_id, ti.map_index): loading.snapshot(ti) for ti in tis}
         by_task: dict[str, list[tuple[str, int]]] = {}
         for key in snaps:
@@ -403,9 +460,19 @@ class Scheduler:
         run_snap = loading.run_snapshot(s, run)
         decisions: dict[tuple[str, int], d.TaskDecision] = {}
         changed: set[str] = set()
-        for ti in tis:
-            if ti.state not in _WAITING:
-                continue
+        waiting = [ti for ti in tis if ti.state in _WAITING]
+        if changed_ids is not None:
+            # Only what the change can affect: the changed tasks and their direct downstreams.
+            relevant = set(changed_ids)
+            for task_id in changed_ids:
+                task = view.task_dict.get(task_id)
+                if task is not None:
+                    relevant.update(task.downstream_task_ids)
+            near = [ti for ti in waiting if ti.task_id in relevant]
+            in_flight = any(ti.state in _IN_FLIGHT for ti in tis)
+            # Nothing else can move the run: decide everything (finds deadlocks, timeouts).
+            waiting = near if in_flight or len(near) == len(waiting) else waiting
+        for ti in waiting:
             task = view.task_dict.get(ti.task_id)
             if task is None:
                 continue
@@ -425,9 +492,18 @@ class Scheduler:
             decisions[(ti.task_id, ti.map_index)] = decision
             if self._apply_decision(s, run, ti, decision, now):
                 changed.add(ti.task_id)
-                fresh = s.get(TaskInstance, ti.id)
-                if fresh is not None:
-                    snaps[(ti.task_id, fresh.map_index)] = loading.snapshot(fresh)
+                target = decision.target_state
+                if target is not None:
+                    key = (ti.task_id, ti.map_index)
+                    bump = (
+                        1
+                        if target is TaskState.SCHEDULED
+                        and ti.state is not TaskState.UP_FOR_RESCHEDULE
+                        else 0
+                    )
+                    snaps[key] = replace(
+                        snaps[key], state=target, try_number=snaps[key].try_number + bump
+                    )
         self._note_past_waits(view, run_key, decisions)
         if changed:
             # Newly expanded or finished tasks: look again at the run in the next round.
@@ -598,8 +674,10 @@ class Scheduler:
         slots = self.executor.slots_available()
         if slots <= 0:
             return []
+        # The highest-priority few, not every scheduled instance: a fan-out of thousands
+        # would otherwise be re-read on every step.
         scheduled = db_tis.list_tis_in_states(
-            s, [TaskState.SCHEDULED], dag_ids=self.options.dag_ids
+            s, [TaskState.SCHEDULED], dag_ids=self.options.dag_ids, limit=max(64, slots * 4)
         )
         if not scheduled:
             self._schedulable = False
@@ -901,3 +979,30 @@ def _active_runs(s: Session, states: list[RunState]) -> tuple[dict[str, int], di
         else:
             per_backfill[backfill_id] = per_backfill.get(backfill_id, 0) + int(count)
     return per_dag, per_backfill
+
+
+_TI_COLUMNS = (
+    TaskInstance.id,
+    TaskInstance.dag_id,
+    TaskInstance.run_id,
+    TaskInstance.task_id,
+    TaskInstance.map_index,
+    TaskInstance.state,
+    TaskInstance.try_number,
+    TaskInstance.max_tries,
+    TaskInstance.next_retry_at,
+    TaskInstance.reschedule_at,
+    TaskInstance.start_date,
+    TaskInstance.end_date,
+)
+
+
+def _load_tis(s: Session, dag_id: str, run_id: str) -> list[Any]:
+    """A run's task instances as plain rows (several times cheaper than ORM objects)."""
+    return list(
+        s.execute(
+            sa.select(*_TI_COLUMNS).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+            )
+        )
+    )
