@@ -351,21 +351,29 @@ def test_depends_on_past_holds_a_task_until_its_previous_run_succeeded(jan4: Wor
 def test_depends_on_past_lets_a_task_go_as_soon_as_the_previous_run_finished_it(
     world: World,
 ) -> None:
-    # given two runs of a DAG whose "gate" depends on the past; in the first run the gate
-    # runs until the test releases it (real clock, local executor)
+    # given two runs of a DAG whose "gate" depends on the past; in the first run the gate,
+    # and in the second a "slow" task, run until the test releases them (real clock, local
+    # executor)
     world.write_dag(
         "past_live",
         """
+        def hold(name, ds, day):
+            deadline = time.monotonic() + 20
+            while ds == day and not (OUT / name).exists():
+                assert time.monotonic() < deadline, f"{name} never came"
+                time.sleep(0.02)
+
         def gate(ds=None):
             note("gates", f"start {ds}")
-            deadline = time.monotonic() + 20
-            while ds == "2024-01-01" and not (OUT / "release").exists():
-                assert time.monotonic() < deadline, "never released"
-                time.sleep(0.02)
+            hold("release", ds, "2024-01-01")
             note("gates", f"end {ds}")
+
+        def slow(ds=None):
+            hold("release_slow", ds, "2024-01-02")
 
         with DAG("past_live", schedule=None, start_date=datetime(2024, 1, 1)):
             PythonOperator(task_id="free", python_callable=lambda: "free")
+            PythonOperator(task_id="slow", python_callable=slow)
             PythonOperator(task_id="gate", python_callable=gate, depends_on_past=True)
         """,
     )
@@ -376,14 +384,15 @@ def test_depends_on_past_lets_a_task_go_as_soon_as_the_previous_run_finished_it(
     second = world.trigger(
         "past_live", run_id="second", logical_date=datetime(2024, 1, 2, tzinfo=UTC)
     )
-    sched = world.scheduler("local", parallelism=4)
-    # when the first run's gate is running
+    sched = world.scheduler("local", parallelism=6)
+    # when the first run's gate is running (and in the second run, free is done, slow runs)
     world.run_until(
         sched,
-        "the first gate to run and the second run's free task to finish",
+        "the first gate to run, the second run's free task to finish and slow to run",
         lambda: (
             world.lines("gates") == ["start 2024-01-01"]
-            and world.states("past_live", second)["free"] == "success"
+            and world.states("past_live", second)
+            == {"free": "success", "slow": "running", "gate": "created"}
         ),
     )
     world.steps(sched)
@@ -391,10 +400,18 @@ def test_depends_on_past_lets_a_task_go_as_soon_as_the_previous_run_finished_it(
     assert world.states("past_live", second)["gate"] == "created"
     reasons = world.why("past_live", second, "gate")
     assert any("depends_on_past" in r and "running" in r for r in reasons), reasons
-    # and to run once the first one succeeded, without anyone touching the second run
+    # and to run as soon as the first one succeeded, without anyone touching the second run
+    # (and while another of its tasks is still running)
     (world.out / "release").touch()
     assert world.finish(sched, "past_live", first) == "success"
-    assert world.finish(sched, "past_live", second, timeout=10) == "success"
+    world.run_until(sched, "the second gate", lambda: len(world.lines("gates")) == 4, timeout=10)
+    assert world.states("past_live", second) == {
+        "free": "success",
+        "slow": "running",
+        "gate": "success",
+    }
+    (world.out / "release_slow").touch()
+    assert world.finish(sched, "past_live", second) == "success"
     assert world.lines("gates") == [
         "start 2024-01-01",
         "end 2024-01-01",
