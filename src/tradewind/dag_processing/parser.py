@@ -342,7 +342,7 @@ def timeout_message(timeout: float) -> str:
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float | None) -> Iterator[None]:
+def import_time_limit(seconds: float | None) -> Iterator[None]:
     """Raise :class:`_ParseTimeout` in this thread after ``seconds`` (main thread only)."""
     usable = (
         seconds is not None
@@ -388,7 +388,7 @@ def parse_one_file(
     result = FileResult(path=absolute)
     _ensure_on_sys_path(root_str)
     try:
-        with _time_limit(timeout):
+        with import_time_limit(timeout):
             try:
                 _, dags = import_dag_file(absolute)
             except (Exception, SystemExit, _ParseTimeout) as exc:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
-import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tradewind.dag_processing.parser import import_time_limit
 
 if TYPE_CHECKING:
     from tradewind.sdk.dag_definition import DAG
@@ -32,35 +31,6 @@ def dag_root(fileloc: str, dags_folder: Path | None) -> str:
         if os.path.abspath(fileloc).startswith(folder + os.sep):
             return folder
     return os.path.dirname(os.path.abspath(fileloc))
-
-
-class _ImportTimeout(BaseException):
-    """Raised in a DAG file's import when it takes too long (a BaseException: files may
-    catch ``Exception``)."""
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float | None) -> Iterator[None]:
-    usable = (
-        seconds is not None
-        and seconds > 0
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
-        yield
-        return
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise _ImportTimeout()
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 class DagCache:
@@ -129,7 +99,7 @@ class DagCache:
         """
         try:
             # Whatever the file prints goes to stderr, never into this process's stdout.
-            with _time_limit(self.import_timeout), contextlib.redirect_stdout(sys.stderr):
+            with import_time_limit(self.import_timeout), contextlib.redirect_stdout(sys.stderr):
                 return self.load(fileloc, dag_id, dag_version_id)
         except KeyboardInterrupt:
             raise
