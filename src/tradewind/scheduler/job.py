@@ -131,6 +131,8 @@ class Scheduler(TryHandling):
         # run -> task ids that changed (None: look at the whole run)
         self._dirty: dict[RunKey, set[str] | None] = {}
         self._probe: Callable[[], int] | None = None
+        self._mapping_memo: dict[int, bool] = {}
+        self._pool_cache: dict[str, int] | None = None
         self._probe_value: int | None = None
         self._timers: list[_Timer] = []
         self._timer_set: set[tuple[datetime, RunKey]] = set()
@@ -302,11 +304,22 @@ class Scheduler(TryHandling):
             self._views[version_id] = view
         return view
 
+    def _has_mapping(self, view: SerializedDAG) -> bool:
+        """Whether any task of this DAG version is expanded at run time (else no task-map
+        lengths are needed, and the query is skipped)."""
+        key = id(view)
+        found = self._mapping_memo.get(key)
+        if found is None:
+            found = any(d.mapping_source(t) is not None for t in view.tasks)
+            self._mapping_memo[key] = found
+        return found
+
     def _allowed(self, dag_id: str) -> bool:
         return self.options.dag_ids is None or dag_id in self.options.dag_ids
 
     # -- polling: runs others created or changed, and due schedules -----------------------------
     def _poll(self, s: Session, now: datetime) -> None:
+        self._pool_cache = None  # pools change rarely: re-read them once per poll
         if self.options.create_scheduled_runs:
             self._schedule_dags(s, now)
         self._start_queued_runs(s, now)
@@ -452,7 +465,7 @@ class Scheduler(TryHandling):
         by_task: dict[str, list[tuple[str, int]]] = {}
         for key in snaps:
             by_task.setdefault(key[0], []).append(key)
-        lengths = loading.map_lengths(s, run, tis)
+        lengths = loading.map_lengths(s, run, tis) if self._has_mapping(view) else {}
         run_snap = loading.run_snapshot(s, run)
         decisions: dict[tuple[str, int], d.TaskDecision] = {}
         changed: set[str] = set()

@@ -51,6 +51,7 @@ class TryHandling:
         clock: Callable[[], datetime]
         _schedulable: bool
         _killing: set[TaskInstanceKey]
+        _pool_cache: dict[str, int] | None
 
         def _view(self, s: Session, version_id: int | None) -> SerializedDAG: ...
         def _mark(self, run: tuple[str, str], task_ids: Iterable[str] | None = None) -> None: ...
@@ -74,7 +75,9 @@ class TryHandling:
             self._schedulable = False
             return []
         runs = self._runs_for(s, {(ti.dag_id, ti.run_id) for ti in scheduled})
-        pools = {p.pool: p.slots for p in db_pools.list_pools(s)}
+        if self._pool_cache is None:
+            self._pool_cache = {p.pool: p.slots for p in db_pools.list_pools(s)}
+        pools = self._pool_cache
         occupied = db_pools.occupied_slots(s)
         pool_free = {name: total - occupied.get(name, 0) for name, total in pools.items()}
         run_active = {
