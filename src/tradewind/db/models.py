@@ -202,7 +202,39 @@ def _ti(name: str) -> Any:
     return mapped_column(type_factory(), **kwargs)
 
 
-class TaskInstance(Base):
+class _TaskInstanceColumns:
+    """The columns ``task_instance`` and ``task_instance_history`` share (one definition;
+    SQLAlchemy copies them into each table)."""
+
+    dag_id: Mapped[str] = _ti("dag_id")
+    run_id: Mapped[str] = _ti("run_id")
+    task_id: Mapped[str] = _ti("task_id")
+    map_index: Mapped[int] = _ti("map_index")
+    state: Mapped[TaskState] = _ti("state")
+    try_number: Mapped[int] = _ti("try_number")
+    max_tries: Mapped[int] = _ti("max_tries")
+    start_date: Mapped[datetime | None] = _ti("start_date")
+    end_date: Mapped[datetime | None] = _ti("end_date")
+    duration: Mapped[float | None] = _ti("duration")
+    pool: Mapped[str] = _ti("pool")
+    pool_slots: Mapped[int] = _ti("pool_slots")
+    queue: Mapped[str] = _ti("queue")
+    priority_weight: Mapped[int] = _ti("priority_weight")
+    executor: Mapped[str | None] = _ti("executor")
+    hostname: Mapped[str | None] = _ti("hostname")
+    pid: Mapped[int | None] = _ti("pid")
+    queued_at: Mapped[datetime | None] = _ti("queued_at")
+    scheduled_at: Mapped[datetime | None] = _ti("scheduled_at")
+    next_retry_at: Mapped[datetime | None] = _ti("next_retry_at")
+    reschedule_at: Mapped[datetime | None] = _ti("reschedule_at")
+    dag_version_id: Mapped[int | None] = _ti("dag_version_id")
+    operator: Mapped[str | None] = _ti("operator")
+    rendered_fields: Mapped[dict[str, Any] | None] = _ti("rendered_fields")
+    last_error: Mapped[str | None] = _ti("last_error")
+    updated_at: Mapped[datetime | None] = _ti("updated_at")
+
+
+class TaskInstance(_TaskInstanceColumns, Base):
     """One task of one run at one map index (-1 when unmapped or not yet expanded)."""
 
     __tablename__ = "task_instance"
@@ -217,39 +249,13 @@ class TaskInstance(Base):
 
     #: uuid4 hex, stable across tries and clears (it names the row, not the try).
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-    dag_id: Mapped[str] = _ti("dag_id")
-    run_id: Mapped[str] = _ti("run_id")
-    task_id: Mapped[str] = _ti("task_id")
-    map_index: Mapped[int] = _ti("map_index")
-    state: Mapped[TaskState] = _ti("state")
-    try_number: Mapped[int] = _ti("try_number")
-    max_tries: Mapped[int] = _ti("max_tries")
-    start_date: Mapped[datetime | None] = _ti("start_date")
-    end_date: Mapped[datetime | None] = _ti("end_date")
-    duration: Mapped[float | None] = _ti("duration")
-    pool: Mapped[str] = _ti("pool")
-    pool_slots: Mapped[int] = _ti("pool_slots")
-    queue: Mapped[str] = _ti("queue")
-    priority_weight: Mapped[int] = _ti("priority_weight")
-    executor: Mapped[str | None] = _ti("executor")
-    hostname: Mapped[str | None] = _ti("hostname")
-    pid: Mapped[int | None] = _ti("pid")
-    queued_at: Mapped[datetime | None] = _ti("queued_at")
-    scheduled_at: Mapped[datetime | None] = _ti("scheduled_at")
-    next_retry_at: Mapped[datetime | None] = _ti("next_retry_at")
-    reschedule_at: Mapped[datetime | None] = _ti("reschedule_at")
-    dag_version_id: Mapped[int | None] = _ti("dag_version_id")
-    operator: Mapped[str | None] = _ti("operator")
-    rendered_fields: Mapped[dict[str, Any] | None] = _ti("rendered_fields")
-    last_error: Mapped[str | None] = _ti("last_error")
-    updated_at: Mapped[datetime | None] = _ti("updated_at")
 
 
 #: Column names a task instance and its history rows share (everything but the ids).
 TI_SHARED_COLUMNS: tuple[str, ...] = tuple(_TI_SPEC)
 
 
-class TaskInstanceHistory(Base):
+class TaskInstanceHistory(_TaskInstanceColumns, Base):
     """One finished try of a task instance: a copy of the row as the try ended."""
 
     __tablename__ = "task_instance_history"
@@ -260,32 +266,6 @@ class TaskInstanceHistory(Base):
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     ti_id: Mapped[str] = mapped_column(sa.String(32))
-    dag_id: Mapped[str] = _ti("dag_id")
-    run_id: Mapped[str] = _ti("run_id")
-    task_id: Mapped[str] = _ti("task_id")
-    map_index: Mapped[int] = _ti("map_index")
-    state: Mapped[TaskState] = _ti("state")
-    try_number: Mapped[int] = _ti("try_number")
-    max_tries: Mapped[int] = _ti("max_tries")
-    start_date: Mapped[datetime | None] = _ti("start_date")
-    end_date: Mapped[datetime | None] = _ti("end_date")
-    duration: Mapped[float | None] = _ti("duration")
-    pool: Mapped[str] = _ti("pool")
-    pool_slots: Mapped[int] = _ti("pool_slots")
-    queue: Mapped[str] = _ti("queue")
-    priority_weight: Mapped[int] = _ti("priority_weight")
-    executor: Mapped[str | None] = _ti("executor")
-    hostname: Mapped[str | None] = _ti("hostname")
-    pid: Mapped[int | None] = _ti("pid")
-    queued_at: Mapped[datetime | None] = _ti("queued_at")
-    scheduled_at: Mapped[datetime | None] = _ti("scheduled_at")
-    next_retry_at: Mapped[datetime | None] = _ti("next_retry_at")
-    reschedule_at: Mapped[datetime | None] = _ti("reschedule_at")
-    dag_version_id: Mapped[int | None] = _ti("dag_version_id")
-    operator: Mapped[str | None] = _ti("operator")
-    rendered_fields: Mapped[dict[str, Any] | None] = _ti("rendered_fields")
-    last_error: Mapped[str | None] = _ti("last_error")
-    updated_at: Mapped[datetime | None] = _ti("updated_at")
 
 
 class TaskMap(Base):
