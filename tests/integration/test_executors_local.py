@@ -97,6 +97,22 @@ def write_dag(folder: Path, name: str, body: str) -> Path:
     return path
 
 
+def write_sleepy_dag(folder: Path) -> Path:
+    """DAG "sleepy": one task "forever" that sleeps until it is killed."""
+    return write_dag(
+        folder,
+        "sleepy.py",
+        """
+        import time
+        with DAG("sleepy", schedule=None, start_date=datetime(2024, 1, 1)):
+            @task
+            def forever():
+                time.sleep(600)
+            forever()
+        """,
+    )
+
+
 def workload(
     fileloc: Path,
     dag_id: str,
@@ -339,18 +355,7 @@ def test_a_task_process_killed_with_sigkill_is_lost_naming_the_signal(
     tmp_path: Path, make_executor: Callable[..., LocalExecutor]
 ) -> None:
     # given a try that runs until killed
-    dag_file = write_dag(
-        tmp_path,
-        "sleepy.py",
-        """
-        import time
-        with DAG("sleepy", schedule=None, start_date=datetime(2024, 1, 1)):
-            @task
-            def forever():
-                time.sleep(600)
-            forever()
-        """,
-    )
+    dag_file = write_sleepy_dag(tmp_path)
     executor = make_executor()
     item = workload(dag_file, "sleepy", "forever")
     executor.submit([item])
@@ -379,18 +384,7 @@ def test_a_dead_worker_is_replaced_and_its_try_lost(
     tmp_path: Path, make_executor: Callable[..., LocalExecutor], start_method: str
 ) -> None:
     # given a try running in a worker
-    dag_file = write_dag(
-        tmp_path,
-        "sleepy.py",
-        """
-        import time
-        with DAG("sleepy", schedule=None, start_date=datetime(2024, 1, 1)):
-            @task
-            def forever():
-                time.sleep(600)
-            forever()
-        """,
-    )
+    dag_file = write_sleepy_dag(tmp_path)
     executor = make_executor(parallelism=1, start_method=start_method)
     item = workload(dag_file, "sleepy", "forever")
     executor.submit([item])
@@ -667,18 +661,7 @@ def test_kill_of_a_queued_try_loses_it_without_running_it(
     tmp_path: Path, data: FakeData, make_executor: Callable[..., LocalExecutor]
 ) -> None:
     # given one worker busy and a second try waiting for it
-    dag_file = write_dag(
-        tmp_path,
-        "sleepy.py",
-        """
-        import time
-        with DAG("sleepy", schedule=None, start_date=datetime(2024, 1, 1)):
-            @task
-            def forever():
-                time.sleep(600)
-            forever()
-        """,
-    )
+    dag_file = write_sleepy_dag(tmp_path)
     executor = make_executor(parallelism=1)
     running = workload(dag_file, "sleepy", "forever", run_id="a")
     queued = workload(dag_file, "sleepy", "forever", run_id="b")
@@ -742,18 +725,7 @@ def test_end_stops_running_tries_and_leaves_no_process_behind(
     tmp_path: Path, data: FakeData, start_method: Any
 ) -> None:
     # given an executor running a long try
-    dag_file = write_dag(
-        tmp_path,
-        "sleepy.py",
-        """
-        import time
-        with DAG("sleepy", schedule=None, start_date=datetime(2024, 1, 1)):
-            @task
-            def forever():
-                time.sleep(600)
-            forever()
-        """,
-    )
+    dag_file = write_sleepy_dag(tmp_path)
     executor = LocalExecutor(
         parallelism=2,
         data=data,
@@ -793,18 +765,7 @@ def test_a_dead_fork_server_is_restarted_with_new_workers(
     tmp_path: Path, make_executor: Callable[..., LocalExecutor]
 ) -> None:
     # given a running try, its worker forked by the fork server
-    dag_file = write_dag(
-        tmp_path,
-        "sleepy.py",
-        """
-        import time
-        with DAG("sleepy", schedule=None, start_date=datetime(2024, 1, 1)):
-            @task
-            def forever():
-                time.sleep(600)
-            forever()
-        """,
-    )
+    dag_file = write_sleepy_dag(tmp_path)
     executor = make_executor(parallelism=1)
     item = workload(dag_file, "sleepy", "forever")
     executor.submit([item])

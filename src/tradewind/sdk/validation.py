@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from tradewind.errors import DagDefinitionError, DagProblem
@@ -41,25 +43,39 @@ def find_cycle(dag: DAG) -> list[str] | None:
     return None
 
 
-def topological_order(dag: DAG) -> list[str]:
-    """Task ids so that every task follows its upstream tasks; ties keep definition order."""
-    tasks = dag.task_dict
-    position = {tid: i for i, tid in enumerate(tasks)}
-    indegree = {tid: len(t.upstream_task_ids & tasks.keys()) for tid, t in tasks.items()}
-    import heapq
-
-    ready = [(position[t], t) for t, d in indegree.items() if d == 0]
+def order_task_ids(
+    task_ids: Sequence[str],
+    upstream: Mapping[str, Iterable[str]],
+    downstream: Mapping[str, Iterable[str]],
+) -> tuple[list[str], list[str]]:
+    """``(ordered, left_over)``: ids so that each follows its upstream ids, ties keeping the
+    order of ``task_ids``; ``left_over`` (in ``task_ids`` order) is non-empty only on a cycle."""
+    position = {tid: i for i, tid in enumerate(task_ids)}
+    indegree = {tid: sum(1 for u in upstream[tid] if u in position) for tid in task_ids}
+    ready = [(position[tid], tid) for tid in task_ids if indegree[tid] == 0]
     heapq.heapify(ready)
     order: list[str] = []
     while ready:
         _, tid = heapq.heappop(ready)
         order.append(tid)
-        for down in tasks[tid].downstream_task_ids:
+        for down in downstream[tid]:
             if down in indegree:
                 indegree[down] -= 1
                 if indegree[down] == 0:
                     heapq.heappush(ready, (position[down], down))
-    if len(order) != len(tasks):
+    placed = set(order)
+    return order, [tid for tid in task_ids if tid not in placed]
+
+
+def topological_order(dag: DAG) -> list[str]:
+    """Task ids so that every task follows its upstream tasks; ties keep definition order."""
+    tasks = dag.task_dict
+    order, left_over = order_task_ids(
+        list(tasks),
+        {tid: t.upstream_task_ids for tid, t in tasks.items()},
+        {tid: t.downstream_task_ids for tid, t in tasks.items()},
+    )
+    if left_over:
         cycle = find_cycle(dag) or []
         raise DagDefinitionError(
             dag.dag_id,

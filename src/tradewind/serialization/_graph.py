@@ -16,8 +16,9 @@ spread of weights — none at all when every weight is equal, as is typical.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping, Sequence
+
+from tradewind.sdk.validation import order_task_ids
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -41,22 +42,9 @@ def topological_order(
     Raises:
         CycleError: some tasks depend on each other in a circle.
     """
-    position = {tid: i for i, tid in enumerate(task_ids)}
-    indegree = {tid: sum(1 for u in upstream[tid] if u in position) for tid in task_ids}
-    ready = [(position[tid], tid) for tid in task_ids if indegree[tid] == 0]
-    heapq.heapify(ready)
-    order: list[str] = []
-    while ready:
-        _, tid = heapq.heappop(ready)
-        order.append(tid)
-        for down in downstream[tid]:
-            if down in indegree:
-                indegree[down] -= 1
-                if indegree[down] == 0:
-                    heapq.heappush(ready, (position[down], down))
-    if len(order) != len(task_ids):
-        placed = set(order)
-        raise CycleError([tid for tid in task_ids if tid not in placed])
+    order, left_over = order_task_ids(task_ids, upstream, downstream)
+    if left_over:
+        raise CycleError(left_over)
     return order
 
 
