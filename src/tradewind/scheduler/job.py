@@ -134,6 +134,7 @@ class Scheduler(TryHandling):
         self._mapping_memo: dict[int, bool] = {}
         self._pool_cache: dict[str, int] | None = None
         self._probe_value: int | None = None
+        self._quick_poll = False
         self._timers: list[_Timer] = []
         self._timer_set: set[tuple[datetime, RunKey]] = set()
         self._dag_timer: datetime | None = None
@@ -202,7 +203,8 @@ class Scheduler(TryHandling):
         changed = self._probe_value is not None and value != self._probe_value
         self._probe_value = value
         if changed:
-            self._next_poll = 0.0
+            # Another process committed: pick up its runs now; schedules wait for the poll.
+            self._quick_poll = True
         return changed
 
     def _make_probe(self) -> Callable[[], int] | None:
@@ -236,6 +238,8 @@ class Scheduler(TryHandling):
             if mono >= self._next_poll or self._due(self._dag_timer, now):
                 self._poll(s, now)
                 self._next_poll = mono + self.options.poll_interval
+            elif self._quick_poll:
+                self._pick_up(s, now)
             self._fire_timers(now)
             self._examine(s, now)
             workloads = self._queue_admitted(s, now)
@@ -322,6 +326,11 @@ class Scheduler(TryHandling):
         self._pool_cache = None  # pools change rarely: re-read them once per poll
         if self.options.create_scheduled_runs:
             self._schedule_dags(s, now)
+        self._pick_up(s, now)
+
+    def _pick_up(self, s: Session, now: datetime) -> None:
+        """Runs others queued or touched since the last look (a trigger, a clear, a mark)."""
+        self._quick_poll = False
         self._start_queued_runs(s, now)
         # Runs someone else touched (cleared tasks, marked states) since the last poll.
         q = sa.select(DagRun.dag_id, DagRun.run_id).where(DagRun.state == RunState.RUNNING)
