@@ -255,6 +255,11 @@ class SchedulerSettings(_Section):
         30, ge=0, json_schema_extra=_allowed(f"{_NON_NEGATIVE} (seconds)")
     )
     """Seconds before an unchanged DAG file is parsed again."""
+    scheduler_health_check_threshold: Int = Field(
+        30, ge=1, json_schema_extra=_allowed(f"{_POSITIVE} (seconds)")
+    )
+    """Seconds without a heartbeat after which a scheduler counts as dead, and another one
+    takes over its running DAG runs."""
 
 
 class LoggingSettings(_Section):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tradewind.db.migrate import HEAD_REVISION
+
 
 class Cli:
     """Runs ``python -m tradewind.cli.main`` with a private home."""
@@ -63,7 +65,7 @@ def test_db_migrate_check_and_reset(cli: Cli) -> None:
     # when migrating
     out = cli.ok("db", "migrate")
     # expect the database and a private Fernet key
-    assert "from empty to 0001" in out.stdout
+    assert f"from empty to {HEAD_REVISION}" in out.stdout
     key = cli.home / "fernet.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     status = json.loads(cli.ok("db", "check", "--output", "json").stdout)

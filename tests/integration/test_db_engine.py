@@ -70,7 +70,8 @@ def test_check_migrate_and_reset(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'tw.db'}")
     # an empty database has everything pending
     empty = check(engine)
-    assert (empty.current, empty.pending, empty.up_to_date) == (None, [HEAD_REVISION], False)
+    assert (empty.current, empty.pending[-1], empty.up_to_date) == (None, HEAD_REVISION, False)
+    assert empty.pending == sorted(empty.pending)  # oldest first
     # migrating brings it to the head, and migrating again changes nothing
     assert migrate(engine).up_to_date
     assert migrate(engine).current == HEAD_REVISION

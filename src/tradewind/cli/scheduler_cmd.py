@@ -61,6 +61,7 @@ def scheduler(state: CliState, parallelism: int | None) -> None:
             max_active_runs_per_dag=settings.core.max_active_runs_per_dag,
             max_active_tasks_per_dag=settings.core.max_active_tasks_per_dag,
             log_folder=log_folder,
+            dead_after=float(settings.scheduler.scheduler_health_check_threshold),
         ),
     )
     stop = StopFlag("scheduler").install()
@@ -74,7 +75,7 @@ def scheduler(state: CliState, parallelism: int | None) -> None:
         log_folder,
     )
     try:
-        job.run(should_stop=stop)
+        job.run(should_stop=lambda: stop() or job.lost_job)
     finally:
         log.info("stopping the scheduler")
         job.stop()

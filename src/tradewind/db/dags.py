@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from tradewind.db.engine import skip_locked
 from tradewind.db.models import Dag, DagVersion
 from tradewind.errors import NotFound
 
@@ -29,6 +30,7 @@ __all__ = [
     "list_dags",
     "list_due_dags",
     "list_versions",
+    "lock_dags",
     "set_next_dagrun",
     "set_paused",
     "sync_dag",
@@ -163,9 +165,16 @@ def list_dags(
     active_only: bool = True,
     paused: bool | None = None,
     dag_ids: Collection[str] | None = None,
+    lock: bool = False,
 ) -> list[Dag]:
-    """DAG rows sorted by id; inactive ones only with ``active_only=False``."""
+    """DAG rows sorted by id; inactive ones only with ``active_only=False``.
+
+    With ``lock`` (PostgreSQL) the rows are locked until the transaction ends and rows another
+    transaction holds are left out, so several schedulers never create the same run.
+    """
     statement = sa.select(Dag).order_by(Dag.dag_id)
+    if lock:
+        statement = skip_locked(statement, session)
     if active_only:
         statement = statement.where(Dag.is_active.is_(True))
     if paused is not None:
@@ -173,6 +182,19 @@ def list_dags(
     if dag_ids is not None:
         statement = statement.where(Dag.dag_id.in_(list(dag_ids)))
     return list(session.scalars(statement))
+
+
+def lock_dags(session: Session, dag_ids: Collection[str]) -> set[str]:
+    """Lock these DAG rows until the transaction ends, skipping rows another transaction
+    holds; returns the ids now held (all of them on SQLite, which has one writer anyway).
+
+    A scheduler holds a DAG this way while it starts the DAG's runs, so that two schedulers
+    cannot both start one within ``max_active_runs``.
+    """
+    if not dag_ids:
+        return set()
+    statement = skip_locked(sa.select(Dag.dag_id).where(Dag.dag_id.in_(sorted(dag_ids))), session)
+    return set(session.scalars(statement))
 
 
 def list_due_dags(session: Session, *, now: datetime) -> list[Dag]:

@@ -20,6 +20,7 @@ __all__ = [
     "get_job",
     "heartbeat",
     "latest_job",
+    "running_jobs",
     "start_job",
 ]
 
@@ -82,6 +83,12 @@ def find_stale_jobs(
     if job_type is not None:
         statement = statement.where(Job.job_type == job_type)
     return list(session.scalars(statement.order_by(Job.latest_heartbeat)))
+
+
+def running_jobs(session: Session, job_type: str) -> list[Job]:
+    """Jobs of a type recorded as running (alive or not: check their heartbeats)."""
+    statement = sa.select(Job).where(Job.state == JOB_RUNNING, Job.job_type == job_type)
+    return list(session.scalars(statement.order_by(Job.id)))
 
 
 def latest_job(session: Session, job_type: str) -> Job | None:

@@ -164,6 +164,9 @@ class DagRun(Base):
     clear_number: Mapped[int] = mapped_column(sa.Integer, default=0)
     last_scheduling_decision: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: the scheduler job working on the run while it is running (None: nobody yet); only
+    #: that scheduler examines the run and queues its tasks
+    scheduler_job_id: Mapped[int | None] = mapped_column(sa.Integer, index=True)
 
 
 _TI_SPEC: dict[str, tuple[Any, dict[str, Any]]] = {

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from tradewind.db.engine import is_postgres
 from tradewind.db.models import DEFAULT_POOL_NAME, SlotPool, TaskInstance
 from tradewind.errors import InvalidArgumentError, NotFound
 from tradewind.state import TaskState
@@ -22,6 +23,7 @@ __all__ = [
     "delete_pool",
     "get_pool",
     "list_pools",
+    "lock_pools",
     "occupied_slots",
     "pool_stats",
     "set_pool",
@@ -104,6 +106,14 @@ def set_pool(
 def list_pools(session: Session) -> list[SlotPool]:
     """Every pool, by name."""
     return list(session.scalars(sa.select(SlotPool).order_by(SlotPool.pool)))
+
+
+def lock_pools(session: Session) -> None:
+    """On PostgreSQL, lock every pool row until the transaction ends (waiting for another
+    scheduler that holds them), so that schedulers admit work one at a time and never hand
+    out the same free slot twice. Nothing to do on SQLite (one writer at a time)."""
+    if is_postgres(session):
+        session.execute(sa.select(SlotPool.pool).with_for_update()).all()
 
 
 def delete_pool(session: Session, name: str) -> None:

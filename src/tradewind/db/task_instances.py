@@ -34,7 +34,9 @@ __all__ = [
     "list_tis_in_states",
     "mark_state",
     "record_task_map",
+    "scheduled_candidates",
     "set_task_fields",
+    "touch_runs",
 ]
 
 _SETTABLE = frozenset(TI_SHARED_COLUMNS) - {"state", "dag_id", "run_id", "task_id", "map_index"}
@@ -107,6 +109,50 @@ def list_tis_in_states(
     if limit is not None:
         statement = statement.limit(limit)
     return list(session.scalars(statement))
+
+
+_CANDIDATE_COLUMNS = (
+    TaskInstance.id,
+    TaskInstance.dag_id,
+    TaskInstance.run_id,
+    TaskInstance.task_id,
+    TaskInstance.map_index,
+    TaskInstance.try_number,
+    TaskInstance.max_tries,
+    TaskInstance.priority_weight,
+    TaskInstance.pool,
+    TaskInstance.pool_slots,
+    TaskInstance.queue,
+    TaskInstance.dag_version_id,
+)
+
+
+def scheduled_candidates(
+    session: Session,
+    *,
+    limit: int,
+    dag_ids: Collection[str] | None = None,
+    exclude_pools: Collection[str] = (),
+    scheduler_job_id: int | None = None,
+) -> list[Any]:
+    """Up to ``limit`` scheduled task instances, highest ``priority_weight`` first, as plain
+    rows (id, dag_id, run_id, task_id, map_index, try_number, max_tries, priority_weight,
+    pool, pool_slots, queue, dag_version_id), leaving out the pools in ``exclude_pools``;
+    with ``scheduler_job_id``, only from the runs that scheduler works on."""
+    statement = sa.select(*_CANDIDATE_COLUMNS).where(TaskInstance.state == TaskState.SCHEDULED)
+    if scheduler_job_id is not None:
+        statement = statement.join(
+            DagRun,
+            sa.and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id),
+        ).where(DagRun.scheduler_job_id == scheduler_job_id)
+    if dag_ids is not None:
+        statement = statement.where(TaskInstance.dag_id.in_(list(dag_ids)))
+    if exclude_pools:
+        statement = statement.where(TaskInstance.pool.not_in(list(exclude_pools)))
+    statement = statement.order_by(
+        TaskInstance.priority_weight.desc(), TaskInstance.dag_id, TaskInstance.map_index
+    ).limit(limit)
+    return list(session.execute(statement))
 
 
 def count_tis(
@@ -367,8 +413,23 @@ def clear_task_instances(
                 pid=None,
                 last_error=None,
             )
-    _requeue_runs(session, view.dag_id, {ti.run_id for ti in matched}, now=now)
+    run_ids_changed = {ti.run_id for ti in matched}
+    _requeue_runs(session, view.dag_id, run_ids_changed, now=now)
+    touch_runs(session, view.dag_id, run_ids_changed, now=now)
     return matched
+
+
+def touch_runs(session: Session, dag_id: str, run_ids: Collection[str], *, now: datetime) -> None:
+    """Set ``updated_at`` of these runs, so the scheduler working on them reads their task
+    instances again. Whoever changes task instances outside the scheduler calls this."""
+    if not run_ids:
+        return
+    session.execute(
+        sa.update(DagRun)
+        .where(DagRun.dag_id == dag_id, DagRun.run_id.in_(sorted(run_ids)))
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _requeue_runs(session: Session, dag_id: str, run_ids: set[str], *, now: datetime) -> None:
@@ -410,4 +471,16 @@ def mark_state(
         fields["end_date"] = now
     if new in ACTIVE:
         fields["queued_at"] = now
-    return transition_tasks(session, ids, sources, new, now=now, record_history=False, **fields)
+    changed = transition_tasks(session, ids, sources, new, now=now, record_history=False, **fields)
+    runs: dict[str, set[str]] = {}
+    for start in range(0, len(changed), 500):
+        chunk = changed[start : start + 500]
+        for dag_id, run_id in session.execute(
+            sa.select(TaskInstance.dag_id, TaskInstance.run_id)
+            .where(TaskInstance.id.in_(chunk))
+            .distinct()
+        ):
+            runs.setdefault(dag_id, set()).add(run_id)
+    for dag_id, run_ids in runs.items():
+        touch_runs(session, dag_id, run_ids, now=now)
+    return changed

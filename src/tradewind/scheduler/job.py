@@ -27,7 +27,7 @@ import select
 import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +40,7 @@ from tradewind.db import jobs as db_jobs
 from tradewind.db import runs as db_runs
 from tradewind.db import task_instances as db_tis
 from tradewind.db.engine import session_scope
-from tradewind.db.models import Backfill, Dag, DagRun, TaskInstance
+from tradewind.db.models import Backfill, Dag, DagRun
 from tradewind.db.state_changes import transition_run, transition_task
 from tradewind.executors.workload import (
     ExecuteTask,
@@ -48,6 +48,8 @@ from tradewind.executors.workload import (
 )
 from tradewind.scheduler import decisions as d
 from tradewind.scheduler import loading
+from tradewind.scheduler.decisions.expansion import maps_per_index
+from tradewind.scheduler.runcache import RunCache
 from tradewind.scheduler.tries import TryHandling
 from tradewind.serialization import SerializedDAG, deserialize_dag
 from tradewind.state import ACTIVE, FINISHED, RunState, TaskState
@@ -61,11 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tradewind.scheduler")
 
 RunKey = tuple[str, str]
-_WAITING = (TaskState.CREATED, TaskState.UP_FOR_RETRY, TaskState.UP_FOR_RESCHEDULE)
 _MAX_ROUNDS = 200
-_IN_FLIGHT = frozenset(
-    {TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING, TaskState.RESTARTING}
-)
 _PROBE_INTERVAL = 0.02
 
 
@@ -91,6 +89,9 @@ class SchedulerOptions:
     #: create runs from timetables (off for ``dags test``)
     create_scheduled_runs: bool = True
     job_heartbeat: float = 5.0
+    #: seconds without a heartbeat after which another scheduler counts as dead (its running
+    #: runs are taken over)
+    dead_after: float = 30.0
 
 
 @dataclass
@@ -148,6 +149,12 @@ class Scheduler(TryHandling):
         #: dag_id -> run -> task held back by depends_on_past -> the task ids of the previous
         #: run it waits for: a change there is the only thing that can release it
         self._past_waiters: dict[str, dict[RunKey, dict[str, set[str]]]] = {}
+        #: the task instances of the runs being worked on (see runcache.py)
+        self._cache = RunCache()
+        #: set when the job row says this scheduler was declared dead: it must stop
+        self.lost_job = False
+        self._downstream_memo: dict[int, dict[str, Any]] = {}
+        self._counts_memo: dict[tuple[int, str, bool], bool] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -158,7 +165,7 @@ class Scheduler(TryHandling):
                 s, "scheduler", hostname=socket.gethostname(), pid=os.getpid(), now=now
             )
             self.job_id = job.id
-            self._recover(s, now)
+            self._adopt_orphans(s, now)
         self.executor.start()
         self._probe = self._make_probe()
 
@@ -244,7 +251,13 @@ class Scheduler(TryHandling):
             self._examine(s, now)
             workloads = self._queue_admitted(s, now)
             if self.job_id is not None and mono >= self._next_heartbeat:
-                db_jobs.heartbeat(s, self.job_id, now=now)
+                if not db_jobs.heartbeat(s, self.job_id, now=now):
+                    log.error(
+                        "this scheduler (job %s) was declared dead by another one, which took "
+                        "over its runs; stopping",
+                        self.job_id,
+                    )
+                    self.lost_job = True
                 self._next_heartbeat = mono + self.options.job_heartbeat
         if workloads:
             self.executor.submit(workloads)
@@ -318,12 +331,44 @@ class Scheduler(TryHandling):
             self._mapping_memo[key] = found
         return found
 
+    def _downstream_map(self, view: SerializedDAG) -> dict[str, Any]:
+        key = id(view)
+        found = self._downstream_memo.get(key)
+        if found is None:
+            found = {t.task_id: t.downstream_task_ids for t in view.tasks}
+            self._downstream_memo[key] = found
+        return found
+
+    def _counts_suffice(self, view: SerializedDAG, task: Any, map_index: int) -> bool:
+        """Whether counting the states of every upstream instance is all the decision of
+        this instance needs: no setup upstream, not a mapped placeholder (it reads which
+        upstream results are missing), and no upstream whose instances pair up with its own
+        by map index."""
+        memo = (id(view), task.task_id, map_index >= 0)
+        found = self._counts_memo.get(memo)
+        if found is None:
+            tasks = view.task_dict
+            ups = [tasks[u] for u in task.upstream_task_ids if u in tasks]
+            found = not any(getattr(u, "is_setup", False) for u in ups)
+            if map_index < 0:
+                found = found and d.mapping_source(task) is None
+            else:
+                found = found and not any(maps_per_index(task, u) for u in ups)
+            self._counts_memo[memo] = found
+        return found
+
+    def _owns(self, run: DagRun) -> bool:
+        """Whether this scheduler works on ``run`` (each running run has one scheduler)."""
+        return self.job_id is None or run.scheduler_job_id == self.job_id
+
     def _allowed(self, dag_id: str) -> bool:
         return self.options.dag_ids is None or dag_id in self.options.dag_ids
 
     # -- polling: runs others created or changed, and due schedules -----------------------------
     def _poll(self, s: Session, now: datetime) -> None:
         self._pool_cache = None  # pools change rarely: re-read them once per poll
+        if self.job_id is not None:
+            self._adopt_orphans(s, now)
         if self.options.create_scheduled_runs:
             self._schedule_dags(s, now)
         self._pick_up(s, now)
@@ -334,10 +379,13 @@ class Scheduler(TryHandling):
         self._start_queued_runs(s, now)
         # Runs someone else touched (cleared tasks, marked states) since the last poll.
         q = sa.select(DagRun.dag_id, DagRun.run_id).where(DagRun.state == RunState.RUNNING)
+        if self.job_id is not None:
+            q = q.where(DagRun.scheduler_job_id == self.job_id)
         if self._last_poll_at is not None:
             q = q.where(DagRun.updated_at >= self._last_poll_at)
         for dag_id, run_id in s.execute(q):
             if self._allowed(dag_id):
+                self._cache.drop((dag_id, run_id))
                 self._mark((dag_id, run_id))
         self._last_poll_at = now
         self._schedulable = True
@@ -346,7 +394,7 @@ class Scheduler(TryHandling):
     def _schedule_dags(self, s: Session, now: datetime) -> None:
         self._dag_timer = None
         active, _ = _active_runs(s, [RunState.QUEUED, RunState.RUNNING])
-        for dag in db_dags.list_dags(s, paused=False):
+        for dag in db_dags.list_dags(s, paused=False, lock=True):
             if not self._allowed(dag.dag_id) or dag.latest_version_id is None:
                 continue
             due = self._due(dag.next_dagrun_run_after, now)
@@ -413,6 +461,10 @@ class Scheduler(TryHandling):
         )
         if not queued:
             return
+        # Held until this step commits: another scheduler starts none of these DAGs' runs
+        # meanwhile, so max_active_runs holds across schedulers.
+        held = db_dags.lock_dags(s, {run.dag_id for run in queued if self._allowed(run.dag_id)})
+        queued = [run for run in queued if run.dag_id in held]
         running, running_backfill = _active_runs(s, [RunState.RUNNING])
         dag_ids = {run.dag_id for run in queued}
         paused = set(
@@ -443,7 +495,7 @@ class Scheduler(TryHandling):
                     continue
             if transition_run(
                 s, run.id, RunState.QUEUED, RunState.RUNNING, now=now,
-                start_date=run.start_date or now,
+                start_date=run.start_date or now, scheduler_job_id=self.job_id,
             ):  # fmt: skip
                 if backfill is not None:
                     running_backfill[backfill.id] = running_backfill.get(backfill.id, 0) + 1
@@ -466,67 +518,73 @@ class Scheduler(TryHandling):
         run = s.scalar(
             sa.select(DagRun).where(DagRun.dag_id == run_key[0], DagRun.run_id == run_key[1])
         )
-        if run is None or run.state is not RunState.RUNNING:
+        if run is None or run.state is not RunState.RUNNING or not self._owns(run):
+            self._cache.drop(run_key)
             return
         view = self._view(s, run.dag_version_id)
-        tis = _load_tis(s, run.dag_id, run.run_id)
-        snaps = {(ti.task_id, ti.map_index): loading.snapshot(ti) for ti in tis}
-        by_task: dict[str, list[tuple[str, int]]] = {}
-        for key in snaps:
-            by_task.setdefault(key[0], []).append(key)
-        lengths = loading.map_lengths(s, run, tis) if self._has_mapping(view) else {}
+        tis = self._cache.get(s, run_key, self._downstream_map(view))
+        snaps = tis.snaps
+        lengths = (
+            loading.map_lengths(s, run, tis.instance_counts()) if self._has_mapping(view) else {}
+        )
         run_snap = loading.run_snapshot(s, run)
         decisions: dict[tuple[str, int], d.TaskDecision] = {}
         changed: set[str] = set()
-        waiting = [ti for ti in tis if ti.state in _WAITING]
-        if changed_ids is not None:
+        if changed_ids is None:
+            waiting = tis.waiting_in(None)
+        else:
             # Only what the change can affect: the changed tasks and their direct downstreams.
             relevant = set(changed_ids)
             for task_id in changed_ids:
                 task = view.task_dict.get(task_id)
                 if task is not None:
                     relevant.update(task.downstream_task_ids)
-            near = [ti for ti in waiting if ti.task_id in relevant]
-            in_flight = any(ti.state in _IN_FLIGHT for ti in tis)
+            waiting = tis.waiting_in(relevant)
             # Nothing else can move the run: decide everything (finds deadlocks, timeouts).
-            waiting = near if in_flight or len(near) == len(waiting) else waiting
-        for ti in waiting:
-            task = view.task_dict.get(ti.task_id)
+            if not tis.in_flight and len(waiting) != tis.count_waiting():
+                waiting = tis.waiting_in(None)
+        for key in sorted(waiting):
+            task = view.task_dict.get(key[0])
             if task is None:
                 continue
-            ups = loading.upstream_snapshots(view, task, ti.map_index, snaps, by_task)
+            snap = snaps[key]
+            counts = None
+            if self._counts_suffice(view, task, key[1]):
+                ups: list[d.TISnapshot] = []
+                counts = tis.upstream_counts(key[0], task.upstream_task_ids)
+            else:
+                ups = loading.upstream_snapshots(view, task, key[1], snaps, tis.by_task)
             wants_past = task.depends_on_past or task.wait_for_downstream
             prev = loading.previous_run(s, run, task) if wants_past else None
             decision = d.decide_task(
                 task,
-                snaps[(ti.task_id, ti.map_index)],
+                snap,
                 ups,
                 now=now,
                 run=run_snap,
                 prev_run=prev,
                 upstream_lengths=lengths,
                 max_map_length=self.options.max_map_length,
+                upstream_counts=counts,
             )
-            decisions[(ti.task_id, ti.map_index)] = decision
-            if self._apply_decision(s, run, ti, decision, now):
-                changed.add(ti.task_id)
-                target = decision.target_state
-                if target is not None:
-                    key = (ti.task_id, ti.map_index)
-                    bump = (
-                        1
-                        if target is TaskState.SCHEDULED
-                        and ti.state is not TaskState.UP_FOR_RESCHEDULE
-                        else 0
-                    )
-                    snaps[key] = replace(
-                        snaps[key], state=target, try_number=snaps[key].try_number + bump
-                    )
+            decisions[key] = decision
+            applied = self._apply_decision(s, run, key, snap, tis.ids[key], decision, now)
+            if applied is None:
+                # Someone else changed this instance: read the run again in the next round.
+                self._cache.drop(run_key)
+                self._mark(run_key)
+                return
+            if applied:
+                changed.add(key[0])
         self._note_past_waits(view, run_key, decisions)
         if changed:
             # Newly expanded or finished tasks: look again at the run in the next round.
             self._mark(run_key, changed)
             self._wake_past_waiters(run.dag_id, changed)
+            return
+        if tis.in_flight and changed_ids is not None:
+            # A run with tries on their way cannot be finished yet; its timeout has a timer
+            # from the whole-run examination that started it.
             return
         rollup = d.run_state_from_tasks(
             snaps.values(),
@@ -567,27 +625,39 @@ class Scheduler(TryHandling):
             del waiters[run_key]
 
     def _apply_decision(
-        self, s: Session, run: DagRun, ti: TaskInstance, decision: d.TaskDecision, now: datetime
-    ) -> bool:
+        self,
+        s: Session,
+        run: DagRun,
+        key: tuple[str, int],
+        snap: d.TISnapshot,
+        ti_id: str,
+        decision: d.TaskDecision,
+        now: datetime,
+    ) -> bool | None:
+        """Write the decision; True when it changed the instance, False when there was
+        nothing to write, None when the compare-and-set lost (someone else changed it)."""
         action = decision.action
         A = d.TaskAction
+        run_key = (run.dag_id, run.run_id)
         if action is A.WAIT or action is A.NONE:
             if decision.wake_at is not None:
-                self._add_timer(decision.wake_at, (run.dag_id, run.run_id))
+                self._add_timer(decision.wake_at, run_key)
             return False
-        if action is A.SCHEDULE:
-            bump = 0 if ti.state is TaskState.UP_FOR_RESCHEDULE else 1
-            won = transition_task(
-                s, ti.id, ti.state, TaskState.SCHEDULED, now=now,
-                try_number=ti.try_number + bump, scheduled_at=now,
-            )  # fmt: skip
-            self._schedulable = self._schedulable or won
-            return won
         if action is A.EXPAND:
             assert decision.map_length is not None
-            db_tis.expand_mapped(
-                s, run.dag_id, run.run_id, ti.task_id, decision.map_length, now=now
-            )
+            db_tis.expand_mapped(s, run.dag_id, run.run_id, key[0], decision.map_length, now=now)
+            self._cache.reload_task(s, run_key, key[0])
+            return True
+        if action is A.SCHEDULE:
+            bump = 0 if snap.state is TaskState.UP_FOR_RESCHEDULE else 1
+            try_number = snap.try_number + bump
+            if not transition_task(
+                s, ti_id, snap.state, TaskState.SCHEDULED, now=now,
+                try_number=try_number, scheduled_at=now,
+            ):  # fmt: skip
+                return None
+            self._schedulable = True
+            self._cache.update(run_key, key, state=TaskState.SCHEDULED, try_number=try_number)
             return True
         target = {
             A.SKIP: TaskState.SKIPPED,
@@ -600,7 +670,11 @@ class Scheduler(TryHandling):
             fields.update(start_date=now, duration=0.0)
         if action is A.FAIL:
             fields["last_error"] = decision.reason
-        return transition_task(s, ti.id, ti.state, target, now=now, **fields)
+        if not transition_task(s, ti_id, snap.state, target, now=now, **fields):
+            return None
+        dates = {k: v for k, v in fields.items() if k in ("start_date", "end_date")}
+        self._cache.update(run_key, key, state=target, **dates)
+        return True
 
     def _finish_run(
         self,
@@ -630,6 +704,7 @@ class Scheduler(TryHandling):
                     )  # fmt: skip
             self._wake_past_waiters(run.dag_id, {task_id for task_id, _ in rollup.to_skip})
         won = transition_run(s, run.id, RunState.RUNNING, rollup.state, now=now, end_date=now)
+        self._cache.drop((run.dag_id, run.run_id))
         if not won:
             return
         self._past_waiters.get(run.dag_id, {}).pop((run.dag_id, run.run_id), None)
@@ -662,17 +737,24 @@ class Scheduler(TryHandling):
         wanted = "success" if rollup.state is RunState.SUCCESS else "failure"
         if not getattr(view, f"has_on_{wanted}_callback", False):
             return
-        from tradewind.scheduler.callbacks import start_dag_callback
+        from sqlalchemy.orm import object_session
 
-        self._callbacks.append(
-            start_dag_callback(
-                fileloc=view.fileloc,
-                dag_id=run.dag_id,
-                run_id=run.run_id,
-                kind=wanted,
-                reason=rollup.callback_reason or rollup.reason,
-                log_folder=self.options.log_folder,
-            )
+        from tradewind.scheduler.callbacks import run_info, start_dag_callback, when_committed
+
+        # The child reads the run and its task instances from the database the scheduler uses
+        # (passed by URL), so it may start only once this step's transaction has committed.
+        options: dict[str, Any] = {
+            "fileloc": view.fileloc,
+            "dag_id": run.dag_id,
+            "run_id": run.run_id,
+            "kind": wanted,
+            "reason": rollup.callback_reason or rollup.reason,
+            "log_folder": self.options.log_folder,
+            "run_info": run_info(run, state=rollup.state),
+            "database_url": getattr(self._sf.kw.get("bind"), "url", None),
+        }
+        when_committed(
+            object_session(run), lambda: self._callbacks.append(start_dag_callback(**options))
         )
 
     def _reap_callbacks(self) -> None:
@@ -714,30 +796,3 @@ def _active_runs(s: Session, states: list[RunState]) -> tuple[dict[str, int], di
         else:
             per_backfill[backfill_id] = per_backfill.get(backfill_id, 0) + int(count)
     return per_dag, per_backfill
-
-
-_TI_COLUMNS = (
-    TaskInstance.id,
-    TaskInstance.dag_id,
-    TaskInstance.run_id,
-    TaskInstance.task_id,
-    TaskInstance.map_index,
-    TaskInstance.state,
-    TaskInstance.try_number,
-    TaskInstance.max_tries,
-    TaskInstance.next_retry_at,
-    TaskInstance.reschedule_at,
-    TaskInstance.start_date,
-    TaskInstance.end_date,
-)
-
-
-def _load_tis(s: Session, dag_id: str, run_id: str) -> list[Any]:
-    """A run's task instances as plain rows (several times cheaper than ORM objects)."""
-    return list(
-        s.execute(
-            sa.select(*_TI_COLUMNS).where(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
-            )
-        )
-    )

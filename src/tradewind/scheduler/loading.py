@@ -9,6 +9,7 @@ explains exactly the decision the scheduler would take.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "decide_ti",
     "first_of_backfill",
+    "instance_counts",
     "map_lengths",
     "previous_run",
     "run_snapshot",
@@ -73,21 +75,29 @@ def run_snapshot(s: Session, run: DagRun) -> d.RunSnapshot:
     )
 
 
-def map_lengths(s: Session, run: DagRun, tis: list[TaskInstance]) -> dict[Any, int]:
-    """Recorded result lengths of the run's tasks, and instance counts of expanded ones."""
+def map_lengths(s: Session, run: DagRun, instance_counts: Mapping[str, int]) -> dict[Any, int]:
+    """Recorded result lengths of the run's tasks, and instance counts of expanded ones.
+
+    ``instance_counts`` is the number of expanded instances (map index >= 0) per mapped task
+    of the run (a mapped upstream's "result" is the list of its instances' results).
+    """
     lengths: dict[Any, int] = {}
     for row in s.scalars(
         sa.select(TaskMap).where(TaskMap.dag_id == run.dag_id, TaskMap.run_id == run.run_id)
     ):
         if row.map_index < 0:
             lengths[row.task_id] = row.length
-    # A mapped upstream's "result" is the list of its instances' results.
+    lengths.update(instance_counts)
+    return lengths
+
+
+def instance_counts(tis: Iterable[Any]) -> dict[str, int]:
+    """Expanded instances (map index >= 0) per task, from task-instance rows."""
     counts: dict[str, int] = {}
     for ti in tis:
         if ti.map_index >= 0:
             counts[ti.task_id] = counts.get(ti.task_id, 0) + 1
-    lengths.update(counts)
-    return lengths
+    return counts
 
 
 def upstream_snapshots(
@@ -173,7 +183,7 @@ def decide_ti(
         now=now,
         run=run_snapshot(s, run),
         prev_run=prev,
-        upstream_lengths=map_lengths(s, run, tis),
+        upstream_lengths=map_lengths(s, run, instance_counts(tis)),
         max_map_length=max_map_length,
     )
     return decision, ups

@@ -325,6 +325,7 @@ def decide_task(
     skipped_by_branch: AbstractSet[str] | Mapping[str, str] = frozenset(),
     upstream_lengths: Mapping[LengthKey, int] | None = None,
     max_map_length: int | None = None,
+    upstream_counts: UpstreamStates | None = None,
 ) -> TaskDecision:
     """Decide what to do with task instance ``ti`` of ``task`` (see the module docstring).
 
@@ -343,6 +344,10 @@ def decide_task(
             :func:`~tradewind.scheduler.decisions.expansion.expansion_length`); needed to
             expand a mapped placeholder.
         max_map_length: the largest allowed expansion (default: the SDK's setting).
+        upstream_counts: the states of ``upstream_tis`` already counted, for callers that
+            keep running counts (a fan-in of thousands then costs nothing to decide). Only
+            for tasks without setup upstream tasks that are not mapped placeholders; their
+            ``upstream_tis`` may then be left empty.
     """
     now = as_utc(now)
     state = ti.state
@@ -369,7 +374,10 @@ def decide_task(
         source = mapping_source(task)
         return _expand(task, ti, source, upstream_tis, upstream_lengths or {}, max_map_length)
 
-    upstream, setups = _upstream_states(task, upstream_tis)
+    if upstream_counts is not None:
+        upstream, setups = upstream_counts, None
+    else:
+        upstream, setups = _upstream_states(task, upstream_tis)
     trigger = evaluate_trigger_rule(task.trigger_rule, upstream, setup_upstream=setups)
     past = check_depends_on_past(task, ti, run=run, prev_run=prev_run)
     if trigger.action in (TriggerAction.SKIP, TriggerAction.UPSTREAM_FAILED):
