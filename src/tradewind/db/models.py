@@ -248,6 +248,8 @@ class TaskInstance(_TaskInstanceColumns, Base):
         ),
         sa.Index("ix_task_instance_state", "state"),
         sa.Index("ix_task_instance_dag_id_run_id", "dag_id", "run_id"),
+        # Admission reads the highest-priority scheduled few without sorting them all.
+        sa.Index("ix_task_instance_state_priority", "state", "priority_weight"),
     )
 
     #: uuid4 hex, stable across tries and clears (it names the row, not the try).

@@ -7,7 +7,7 @@ the first migration and cannot be deleted.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ __all__ = [
     "get_pool",
     "list_pools",
     "lock_pools",
+    "occupied_in",
     "occupied_slots",
     "pool_stats",
     "set_pool",
@@ -158,6 +159,17 @@ def pool_stats(session: Session, pools: Collection[str] | None = None) -> list[P
         )
         for row in rows
     ]
+
+
+def occupied_in(session: Session, include_deferred: Mapping[str, bool]) -> dict[str, int]:
+    """``{pool: slots held}`` for pools whose ``include_deferred`` flags the caller already
+    knows (one grouped count, no read of the pool rows)."""
+    used = _slots_by_pool_state(session, None)
+    out = dict.fromkeys(include_deferred, 0)
+    for (pool, state), slots in used.items():
+        if pool in out and (state is not TaskState.DEFERRED or include_deferred[pool]):
+            out[pool] += slots
+    return out
 
 
 def occupied_slots(session: Session, pools: Collection[str] | None = None) -> dict[str, int]:

@@ -133,23 +133,72 @@ def transition_task(
     states = _states(expected)
     _check_task(ti_id, states, new)
     _check_fields(fields, _TI_FIELDS, "transition_task")
-    conditions = [TaskInstance.id == ti_id, TaskInstance.state.in_(states)]
-    for name, value in (where or {}).items():
-        _check_fields({name: value}, _TI_FIELDS | {"dag_id", "run_id", "task_id"}, "where")
-        conditions.append(getattr(TaskInstance, name) == value)
-    statement = (
-        sa.update(TaskInstance)
-        .where(*conditions)
-        .values(state=new, updated_at=now, **fields)
-        .execution_options(synchronize_session=False)
-    )
-    result = session.execute(statement)
+    conditions = dict(where or {})
+    if conditions:
+        _check_fields(conditions, _TI_FIELDS | {"dag_id", "run_id", "task_id"}, "where")
+    statement = _task_update(states, tuple(sorted(conditions)), tuple(sorted(fields)))
+    params = {"p_id": ti_id, "p_state": new, "p_updated_at": now}
+    params.update({f"w_{name}": value for name, value in conditions.items()})
+    params.update({f"v_{name}": value for name, value in fields.items()})
+    result = session.execute(statement, params)
     won = bool(result.rowcount == 1)  # type: ignore[attr-defined]
     if won:
         _expire(session, TaskInstance, [ti_id])
         if _records_try(states, new, record_history):
             record_try(session, ti_id)
     return won
+
+
+_TASK_UPDATES: dict[tuple[Any, ...], Any] = {}
+_BULK_UPDATES: dict[tuple[Any, ...], Any] = {}
+
+
+def _bulk_task_update(states: frozenset[TaskState], fields: tuple[str, ...]) -> Any:
+    """:func:`transition_tasks`' statement for this shape of request, built once."""
+    key = (states, fields)
+    statement = _BULK_UPDATES.get(key)
+    if statement is None:
+        table = cast(sa.Table, TaskInstance.__table__)
+        values: dict[str, Any] = {name: sa.bindparam(f"v_{name}") for name in fields}
+        statement = (
+            sa.update(table)
+            .where(
+                table.c.id.in_(sa.bindparam("p_ids", expanding=True)),
+                table.c.state.in_(sorted(states)),
+            )
+            .values(
+                state=sa.bindparam("p_state"), updated_at=sa.bindparam("p_updated_at"), **values
+            )
+            .returning(table.c.id)
+        )
+        _BULK_UPDATES[key] = statement
+    return statement
+
+
+def _task_update(
+    states: frozenset[TaskState], where: tuple[str, ...], fields: tuple[str, ...]
+) -> Any:
+    """The compare-and-set statement for this shape of request, built once (building
+    SQLAlchemy statements costs more than running them on SQLite)."""
+    key = (states, where, fields)
+    statement = _TASK_UPDATES.get(key)
+    if statement is None:
+        table = cast(sa.Table, TaskInstance.__table__)
+        conditions = [
+            table.c.id == sa.bindparam("p_id"),
+            table.c.state.in_(sorted(states)),
+            *(table.c[name] == sa.bindparam(f"w_{name}") for name in where),
+        ]
+        values: dict[str, Any] = {name: sa.bindparam(f"v_{name}") for name in fields}
+        statement = (
+            sa.update(table)
+            .where(*conditions)
+            .values(
+                state=sa.bindparam("p_state"), updated_at=sa.bindparam("p_updated_at"), **values
+            )
+        )
+        _TASK_UPDATES[key] = statement
+    return statement
 
 
 def transition_tasks(
@@ -173,16 +222,12 @@ def transition_tasks(
     _check_task(ids[0] if len(ids) == 1 else f"{len(ids)} task instances", states, new)
     _check_fields(fields, _TI_FIELDS, "transition_tasks")
     won: set[str] = set()
+    statement = _bulk_task_update(states, tuple(sorted(fields)))
+    params: dict[str, Any] = {"p_state": new, "p_updated_at": now}
+    params.update({f"v_{name}": value for name, value in fields.items()})
     for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        statement = (
-            sa.update(TaskInstance)
-            .where(TaskInstance.id.in_(chunk), TaskInstance.state.in_(states))
-            .values(state=new, updated_at=now, **fields)
-            .returning(TaskInstance.id)
-            .execution_options(synchronize_session=False)
-        )
-        won.update(session.execute(statement).scalars())
+        params["p_ids"] = ids[start : start + _CHUNK]
+        won.update(session.execute(statement, params).scalars())
     ordered = [ti_id for ti_id in ids if ti_id in won]
     _expire(session, TaskInstance, ordered)
     if ordered and _records_try(states, new, record_history):
@@ -230,19 +275,32 @@ def record_try(session: Session, ti_ids: str | Iterable[str]) -> int:
     recording twice is harmless. Returns the number of rows written.
     """
     ids = [ti_ids] if isinstance(ti_ids, str) else list(ti_ids)
-    ti = cast(sa.Table, TaskInstance.__table__)
-    history = cast(sa.Table, TaskInstanceHistory.__table__)
+    delete, insert = _history_statements()
     written = 0
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        current = sa.select(ti.c.id, ti.c.try_number).where(ti.c.id.in_(chunk))
-        session.execute(
-            sa.delete(history).where(sa.tuple_(history.c.ti_id, history.c.try_number).in_(current))
+        session.execute(delete, {"ids": chunk})
+        result = session.execute(insert, {"ids": chunk})
+        written += result.rowcount or 0  # type: ignore[attr-defined]
+    return written
+
+
+_HISTORY: list[Any] = []
+
+
+def _history_statements() -> tuple[Any, Any]:
+    """The two statements of :func:`record_try`, built once."""
+    if not _HISTORY:
+        ti = cast(sa.Table, TaskInstance.__table__)
+        history = cast(sa.Table, TaskInstanceHistory.__table__)
+        ids: Any = sa.bindparam("ids", expanding=True)
+        current = sa.select(ti.c.id, ti.c.try_number).where(ti.c.id.in_(ids))
+        delete = sa.delete(history).where(
+            sa.tuple_(history.c.ti_id, history.c.try_number).in_(current)
         )
         columns = ["ti_id", *TI_SHARED_COLUMNS]
         source = sa.select(ti.c.id, *(ti.c[name] for name in TI_SHARED_COLUMNS)).where(
-            ti.c.id.in_(chunk)
+            ti.c.id.in_(ids)
         )
-        result = session.execute(sa.insert(history).from_select(columns, source))
-        written += result.rowcount or 0  # type: ignore[attr-defined]
-    return written
+        _HISTORY.extend([delete, sa.insert(history).from_select(columns, source)])
+    return _HISTORY[0], _HISTORY[1]

@@ -149,9 +149,9 @@ def scheduled_candidates(
         statement = statement.where(TaskInstance.dag_id.in_(list(dag_ids)))
     if exclude_pools:
         statement = statement.where(TaskInstance.pool.not_in(list(exclude_pools)))
-    statement = statement.order_by(
-        TaskInstance.priority_weight.desc(), TaskInstance.dag_id, TaskInstance.map_index
-    ).limit(limit)
+    # Priority alone (ties in creation order): the state-priority index then yields the
+    # rows in order and the query stops after ``limit`` of them.
+    statement = statement.order_by(TaskInstance.priority_weight.desc()).limit(limit)
     return list(session.execute(statement))
 
 

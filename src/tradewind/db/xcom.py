@@ -8,7 +8,7 @@ the value; a new try of a task starts by deleting the task instance's values
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -151,9 +151,20 @@ def delete_xcoms(
     key: str | None = None,
 ) -> int:
     """Delete matching values (e.g. a task instance's before its next try); returns how many."""
-    result = session.execute(
-        sa.delete(XCom)
-        .where(*_where(dag_id, run_id, task_id, map_index, key))
-        .execution_options(synchronize_session=False)
-    )
+    filters = {"task_id": task_id, "map_index": map_index, "key": key}
+    given = tuple(name for name, value in filters.items() if value is not None)
+    statement = _DELETES.get(given)
+    if statement is None:
+        # Built once per shape: a try's start runs this, and building costs more than running.
+        table = cast(sa.Table, XCom.__table__)
+        conditions = [table.c.dag_id == sa.bindparam("dag_id")]
+        conditions.append(table.c.run_id == sa.bindparam("run_id"))
+        conditions += [table.c[name] == sa.bindparam(name) for name in given]
+        statement = _DELETES[given] = sa.delete(table).where(*conditions)
+    params: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id}
+    params.update({name: filters[name] for name in given})
+    result = session.execute(statement, params)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+_DELETES: dict[tuple[str, ...], Any] = {}

@@ -133,7 +133,7 @@ class Scheduler(TryHandling):
         self._dirty: dict[RunKey, set[str] | None] = {}
         self._probe: Callable[[], int] | None = None
         self._mapping_memo: dict[int, bool] = {}
-        self._pool_cache: dict[str, int] | None = None
+        self._pool_cache: dict[str, tuple[int, bool]] | None = None
         self._probe_value: int | None = None
         self._quick_poll = False
         self._timers: list[_Timer] = []

@@ -56,7 +56,7 @@ class TryHandling:
         clock: Callable[[], datetime]
         _schedulable: bool
         _killing: set[TaskInstanceKey]
-        _pool_cache: dict[str, int] | None
+        _pool_cache: dict[str, tuple[int, bool]] | None
         _cache: RunCache
         job_id: int | None
 
@@ -74,10 +74,14 @@ class TryHandling:
         if slots <= 0:
             return []
         if self._pool_cache is None:
-            self._pool_cache = {p.pool: p.slots for p in db_pools.list_pools(s)}
-        pools = self._pool_cache
+            self._pool_cache = {
+                p.pool: (p.slots, p.include_deferred) for p in db_pools.list_pools(s)
+            }
+        pools = {name: slots for name, (slots, _) in self._pool_cache.items()}
         db_pools.lock_pools(s)  # schedulers admit one at a time (PostgreSQL)
-        occupied = db_pools.occupied_slots(s)
+        occupied = db_pools.occupied_in(
+            s, {name: deferred for name, (_, deferred) in self._pool_cache.items()}
+        )
         pool_free = {name: total - occupied.get(name, 0) for name, total in pools.items()}
         # The highest-priority few, not every scheduled instance (a fan-out of thousands
         # would otherwise be re-read on every step), and none from pools that are full.
@@ -171,20 +175,24 @@ class TryHandling:
         self._schedulable = len(result.admitted) < len(candidates) and bool(won)
         return workloads
 
-    def _runs_for(self, s: Session, keys: set[RunKey]) -> dict[RunKey, DagRun]:
-        out: dict[RunKey, DagRun] = {}
+    def _runs_for(self, s: Session, keys: set[RunKey]) -> dict[RunKey, Any]:
+        """The running runs among ``keys``, as plain rows."""
+        out: dict[RunKey, Any] = {}
         by_dag: dict[str, list[str]] = {}
         for dag_id, run_id in keys:
             by_dag.setdefault(dag_id, []).append(run_id)
         for dag_id, run_ids in by_dag.items():
-            for run in s.scalars(
-                sa.select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids))
+            for run in s.execute(
+                sa.select(*_RUN_COLUMNS).where(
+                    DagRun.dag_id == dag_id,
+                    DagRun.run_id.in_(run_ids),
+                    DagRun.state == RunState.RUNNING,
+                )
             ):
-                if run.state is RunState.RUNNING:
-                    out[(run.dag_id, run.run_id)] = run
+                out[(run.dag_id, run.run_id)] = run
         return out
 
-    def _workload(self, s: Session, ti: Any, run: DagRun) -> ExecuteTask:
+    def _workload(self, s: Session, ti: Any, run: Any) -> ExecuteTask:
         version_id = ti.dag_version_id or run.dag_version_id
         assert version_id is not None
         view = self._view(s, version_id)
@@ -512,6 +520,18 @@ def _process_exists(pid: int) -> bool:
         return True  # another user's process
     return True
 
+
+_RUN_COLUMNS = (
+    DagRun.dag_id,
+    DagRun.run_id,
+    DagRun.run_type,
+    DagRun.logical_date,
+    DagRun.data_interval_start,
+    DagRun.data_interval_end,
+    DagRun.conf,
+    DagRun.start_date,
+    DagRun.dag_version_id,
+)
 
 _EVENT_COLUMNS = (
     TaskInstance.id,
