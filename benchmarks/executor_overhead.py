@@ -12,7 +12,12 @@ Figures (a trivial task returning a small value, its DAG already imported by the
 * **back to back**: the same without the pause (each try starts while the previous task process
   is still exiting and its worker is preparing the next spare);
 * **no spare**: back to back with ``spare_processes=0`` (every task process forked on arrival);
-* **throughput**: ``--burst`` tries submitted at once to 2 workers, tries per second.
+* **throughput**: ``--burst`` tries submitted at once to ``--burst-parallelism`` workers
+  (default 2), tries per second, and what a try cost in CPU time below the executor
+  interface, split by process: the **executor** (this process: dispatching, the data
+  requests, the events), the **workers** (forking, waiting) and the **task processes** (the
+  try itself, its fork and exit), each with its minor page faults (on a 2-core VM most of a
+  task process's time goes to copy-on-write faults, about 3 us each).
 
 The data service is in memory, so no database time is included: this is the executor alone
 (fork server, warm workers, a task process per try, the start handshake, one XCom push, the
@@ -79,7 +84,10 @@ def fork_floor(tries: int) -> list[float]:
     from tradewind.executors.local import PRELOAD_MODULES
 
     for name in PRELOAD_MODULES:
-        __import__(name)
+        try:
+            __import__(name)
+        except ImportError:
+            continue  # the executor skips missing names too
     gc.freeze()
     out = []
     for _ in range(tries):
@@ -155,21 +163,66 @@ def round_trips(
         executor.end()
 
 
-def throughput(folder: Path, *, count: int, parallelism: int) -> float:
-    """Tries per second with ``count`` tries submitted at once."""
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_times(pid: int) -> tuple[float, float, int, int]:
+    """(own CPU s, reaped children's CPU s, own minor faults, children's) of ``pid``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    own = (int(fields[11]) + int(fields[12])) / _TICK
+    children = (int(fields[13]) + int(fields[14])) / _TICK
+    return own, children, int(fields[7]), int(fields[8])
+
+
+def _cpu_snapshot(executor: Any) -> dict[str, float]:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    snap = {
+        "executor_s": usage.ru_utime + usage.ru_stime,
+        "executor_faults": float(usage.ru_minflt),
+        "workers_s": 0.0,
+        "workers_faults": 0.0,
+        "tasks_s": 0.0,
+        "tasks_faults": 0.0,
+    }
+    for pid in executor.worker_pids():
+        own, children, own_faults, children_faults = _proc_times(pid)
+        snap["workers_s"] += own
+        snap["workers_faults"] += own_faults
+        snap["tasks_s"] += children
+        snap["tasks_faults"] += children_faults
+    return snap
+
+
+def throughput(folder: Path, *, count: int, parallelism: int) -> dict[str, float]:
+    """Tries per second with ``count`` tries submitted at once, and CPU per try by process
+    (from /proc on Linux: the workers' own times, and their reaped task processes')."""
     from tradewind.executors import LocalExecutor
 
     dag_file = folder / "bench_executor.py"
     executor = LocalExecutor(parallelism=parallelism, data=MemoryData(), log_folder=folder / "logs")
     executor.start()
     try:
-        executor.submit([_workload(dag_file, -1 - i) for i in range(parallelism)])
-        _finish(executor, parallelism)
+        executor.submit([_workload(dag_file, -1 - i) for i in range(parallelism * 2)])
+        _finish(executor, parallelism * 2)
         time.sleep(0.2)
+        measured = os.path.isdir("/proc")
+        before = _cpu_snapshot(executor) if measured else {}
+        workers = executor.worker_pids()
         start = time.perf_counter()
         executor.submit([_workload(dag_file, 10_000 + i) for i in range(count)])
         _finish(executor, count)
-        return count / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        result = {"tries_per_s": count / elapsed}
+        if measured and executor.worker_pids() == workers:  # no worker replaced meanwhile
+            after = _cpu_snapshot(executor)
+            for name in ("executor", "workers", "tasks"):
+                result[f"{name}_ms"] = (after[f"{name}_s"] - before[f"{name}_s"]) * 1000 / count
+                faults = after[f"{name}_faults"] - before[f"{name}_faults"]
+                result[f"{name}_faults"] = faults / count
+            result["total_ms"] = sum(result[f"{n}_ms"] for n in ("executor", "workers", "tasks"))
+        return result
     finally:
         executor.end()
 
@@ -190,18 +243,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tries", type=int, default=200)
     parser.add_argument("--parallelism", type=int, default=4)
     parser.add_argument("--burst", type=int, default=400)
+    parser.add_argument("--burst-parallelism", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument(
+        "--tmp-dir",
+        default=None,
+        help="where the DAG file and the task logs go (default: the system's temporary "
+        "folder). Each try creates folders for its log: on a file system busy creating and "
+        "deleting files (a CI machine's /tmp), that alone can cost a millisecond per try",
+    )
     args = parser.parse_args(argv)
 
     results: dict[str, Any] = {"date": datetime.now().isoformat(timespec="seconds")}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
         folder = Path(tmp)
         (folder / "bench_executor.py").write_text(DAG_FILE)
         common = {"tries": args.tries, "parallelism": args.parallelism}
         results["paced"] = _summary(round_trips(folder, pause=0.005, spares=4, **common))
         results["back_to_back"] = _summary(round_trips(folder, pause=0.0, spares=4, **common))
         results["no_spare"] = _summary(round_trips(folder, pause=0.0, spares=0, **common))
-        results["throughput_per_s"] = throughput(folder, count=args.burst, parallelism=2)
+        burst = throughput(folder, count=args.burst, parallelism=args.burst_parallelism)
+        results["throughput_per_s"] = burst.pop("tries_per_s")
+        results["cpu_per_try"] = burst
     # Last: it imports the runtime into this process.
     results["floor"] = _summary(fork_floor(args.tries))
 
@@ -218,9 +281,19 @@ def main(argv: list[str] | None = None) -> int:
             f"  {label:36s} {figure['median_ms']:7.2f} ms  (p90 {figure['p90_ms']:.2f}, "
             f"{figure['median_ms'] / floor:.1f}x floor)"
         )
+    workers = f"{args.burst_parallelism} workers"
     print(
-        f"  throughput, {args.burst} at once, 2 workers  {results['throughput_per_s']:7.0f} tries/s"
+        f"  throughput, {args.burst} at once, {workers:9s} {results['throughput_per_s']:7.0f} tries/s"
     )
+    cpu = results["cpu_per_try"]
+    if cpu:
+        print("  CPU per try (ms) and minor page faults per try, by process:")
+        for name in ("executor", "workers", "tasks"):
+            label = "task processes" if name == "tasks" else name
+            print(
+                f"    {label:16s} {cpu[f'{name}_ms']:6.2f} ms  {cpu[f'{name}_faults']:7.0f} faults"
+            )
+        print(f"    {'total':16s} {cpu['total_ms']:6.2f} ms")
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -10,7 +10,8 @@ import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +236,7 @@ def make_executor(data: FakeData, tmp_path: Path) -> Iterator[Callable[..., Loca
 
     yield make
     for executor in made:
-        executor.end(timeout=10)
+        executor.end(timeout=10, grace=0)
 
 
 CHAIN = """
@@ -746,8 +747,8 @@ def test_end_stops_running_tries_and_leaves_no_process_behind(
     assert task_pid is not None
     worker_pids = executor.worker_pids()
 
-    # when the executor ends
-    executor.end(timeout=10)
+    # when the executor ends without letting it finish
+    executor.end(timeout=10, grace=0)
 
     # expect the running try LOST, reported by one more process_io
     [lost] = executor.process_io()
@@ -913,3 +914,262 @@ def test_large_xcoms_cross_the_pipe_both_ways(
     assert next(iter(first.values())).state is TaskState.SUCCESS
     assert next(iter(second.values())).state is TaskState.SUCCESS
     assert data.value("bulky", "measure") == 900_000
+
+
+# --- a try's cost: work done ahead, XComs with the outcome, spares only when idle ------------------
+
+
+class RecordingData(FakeData):
+    """FakeData that logs the order of XCom writes, and can refuse to store them."""
+
+    def __init__(self, *, refuse_xcoms: bool = False) -> None:
+        super().__init__()
+        self.refuse_xcoms = refuse_xcoms
+        self.log: list[str] = []
+
+    def set_xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int, value: Any
+    ) -> None:
+        if self.refuse_xcoms:
+            raise RuntimeError("database is locked")
+        self.log.append(f"set {task_id}.{key}")
+        super().set_xcom(dag_id, run_id, task_id, key, map_index, value)
+
+
+CALLBACK_READS_ITS_VALUE = """
+def check(context):
+    seen = context["ti"].xcom_pull()
+    context["ti"].xcom_push("seen_by_callback", seen)
+
+with DAG("cb", schedule=None, start_date=datetime(2024, 1, 1)):
+    @task(on_success_callback=check)
+    def produce():
+        return {"rows": 7}
+    produce()
+"""
+
+
+def test_the_return_value_is_stored_before_the_try_counts_as_finished(
+    tmp_path: Path, make_executor: Callable[..., LocalExecutor]
+) -> None:
+    # given a task whose success callback reads the value the task returned
+    data = RecordingData()
+    dag_file = write_dag(tmp_path, "cb.py", CALLBACK_READS_ITS_VALUE)
+    executor = make_executor(data=data)
+    item = workload(dag_file, "cb", "produce")
+
+    # when it runs, with the executor watched for the moment it reports FINISHED
+    executor.submit([item])
+    stored_when_finished: list[str] = []
+    events: list[ExecutorEvent] = []
+    deadline = time.monotonic() + 60
+    while item.key not in final_events(events):
+        assert time.monotonic() < deadline
+        new = executor.process_io(0.2)
+        if any(e.key == item.key and e.kind is EventKind.FINISHED for e in new):
+            stored_when_finished = list(data.log)
+        events.extend(new)
+
+    # expect success, the callback reading the value, and both XComs stored by then
+    assert final_events(events)[item.key].state is TaskState.SUCCESS
+    assert data.value("cb", "produce") == {"rows": 7}
+    assert codec.decode(data.xcoms[("cb", "r1", "produce", "seen_by_callback", -1)]) == {"rows": 7}
+    assert stored_when_finished == data.log
+    assert stored_when_finished[0] == "set produce.return_value"
+
+
+@pytest.mark.parametrize(
+    ("max_tries", "state"), [(0, TaskState.FAILED), (1, TaskState.UP_FOR_RETRY)]
+)
+def test_a_return_value_that_cannot_be_stored_fails_the_try(
+    tmp_path: Path,
+    make_executor: Callable[..., LocalExecutor],
+    max_tries: int,
+    state: TaskState,
+) -> None:
+    # given a data service that cannot store XComs
+    dag_file = write_dag(tmp_path, "chain.py", CHAIN)
+    executor = make_executor(data=RecordingData(refuse_xcoms=True))
+
+    # when a task that returns a value runs
+    item = workload(dag_file, "chain", "extract", max_tries=max_tries)
+    event = run_to_end(executor, [item])[item.key]
+
+    # expect the try to fail (retried like any failure), saying why
+    assert event.kind is EventKind.FINISHED
+    assert event.state is state
+    assert "XCom could not be stored" in (event.error or "")
+    assert "database is locked" in (event.error or "")
+
+
+TEMPLATED = """
+with DAG("tpl", schedule=None, start_date=datetime(2024, 1, 1)):
+    @task
+    def show(day, run):
+        return f"{day} {run}"
+    show(day="{{ ds }}", run="{{ run_id }}")
+"""
+
+
+def test_templates_render_in_every_try_from_the_workers_compiled_copy(
+    tmp_path: Path, data: FakeData, make_executor: Callable[..., LocalExecutor]
+) -> None:
+    # given a DAG whose task arguments are templates, and runs with logical dates
+    dag_file = write_dag(tmp_path, "tpl.py", TEMPLATED)
+    executor = make_executor(parallelism=1)
+    items = []
+    for day in (1, 2, 1):
+        item = workload(dag_file, "tpl", "show", run_id=f"r{len(items)}")
+        when = datetime(2024, 3, day, 12, 0, tzinfo=UTC)
+        run = RunSpec(run_type="manual", logical_date=when, data_interval_start=when,
+                      data_interval_end=when)  # fmt: skip
+        items.append(replace(item, run=run))
+
+    # when they run one after the other on one worker
+    events = {}
+    for item in items:
+        events.update(run_to_end(executor, [item]))
+
+    # expect every try to render its own run's values
+    assert all(e.state is TaskState.SUCCESS for e in events.values())
+    assert [data.value("tpl", "show", run_id=i.key.run_id) for i in items] == [
+        "2024-03-01 r0",
+        "2024-03-02 r1",
+        "2024-03-01 r2",
+    ]
+
+
+def test_a_burst_of_tries_forks_task_processes_on_demand_without_spares(
+    tmp_path: Path, make_executor: Callable[..., LocalExecutor]
+) -> None:
+    # given two idle workers, each with the spare task process it prepared while idle
+    dag_file = write_dag(tmp_path, "chain.py", CHAIN)
+    executor = make_executor(parallelism=2, spare_processes=2)
+    for n in range(2):  # one try each (the one idle the longest goes first)
+        run_to_end(executor, [workload(dag_file, "chain", "extract", run_id=f"warm{n}")])
+        time.sleep(0.5)
+    used_before = executor.stats.spare_used
+
+    # when many more tries than workers arrive at once
+    items = [workload(dag_file, "chain", "extract", run_id=f"b{n}") for n in range(12)]
+    done = run_to_end(executor, items)
+
+    # expect them all to run; the two spares take the first two, and no worker prepares
+    # another while tries wait (its warm-up would only take CPU from them)
+    assert all(e.state is TaskState.SUCCESS for e in done.values())
+    assert executor.stats.spare_used - used_before == 2
+
+
+# --- stopping gracefully ------------------------------------------------------------------------------
+
+SLOW = """
+import time
+with DAG("slow", schedule=None, start_date=datetime(2024, 1, 1)):
+    @task
+    def nap():
+        time.sleep(1.0)
+        return "rested"
+    nap()
+"""
+
+
+def test_end_lets_running_tries_finish_and_hands_back_queued_ones(
+    tmp_path: Path, data: FakeData, make_executor: Callable[..., LocalExecutor]
+) -> None:
+    # given one worker running a one-second try, with two more tries queued behind it
+    dag_file = write_dag(tmp_path, "slow.py", SLOW)
+    executor = make_executor(parallelism=1)
+    items = [workload(dag_file, "slow", "nap", run_id=f"r{n}") for n in range(3)]
+    executor.submit(items)
+    wait_for(executor, lambda ev: any(e.kind is EventKind.STARTED for e in ev))
+
+    # when the executor ends (with its default grace)
+    executor.end()
+
+    # expect the running try to have finished, and the queued ones handed back untouched:
+    # no event for them, never started, listed as handed back
+    finals = final_events(executor.process_io())
+    assert list(finals) == [items[0].key]
+    assert finals[items[0].key].kind is EventKind.FINISHED
+    assert finals[items[0].key].state is TaskState.SUCCESS
+    assert data.value("slow", "nap", run_id="r0") == "rested"
+    assert set(data.started) == {items[0].key}
+    assert [w.key for w in executor.handed_back] == [items[1].key, items[2].key]
+
+
+def test_end_stops_the_tries_still_running_after_the_grace(
+    tmp_path: Path, make_executor: Callable[..., LocalExecutor]
+) -> None:
+    # given a try that would run for ten minutes
+    dag_file = write_sleepy_dag(tmp_path)
+    executor = make_executor(kill_grace=1.0)
+    item = workload(dag_file, "sleepy", "forever")
+    executor.submit([item])
+    started = wait_for(executor, lambda ev: any(e.kind is EventKind.STARTED for e in ev))
+
+    # when the executor ends, granting half a second
+    executor.end(grace=0.5)
+
+    # expect the try stopped and LOST, its process gone, nothing handed back
+    [lost] = [e for e in executor.process_io() if e.key == item.key]
+    assert lost.kind is EventKind.LOST
+    assert "executor stopped" in (lost.error or "")
+    assert wait_gone([started[0].pid or -1]) == []
+    assert executor.handed_back == []
+
+
+def test_a_try_not_through_its_start_handshake_when_the_executor_stops_is_handed_back(
+    tmp_path: Path, data: FakeData, make_executor: Callable[..., LocalExecutor]
+) -> None:
+    # given a DAG file that takes a while to import, and a try of it sent to a worker
+    dag_file = write_dag(
+        tmp_path,
+        "slow_import.py",
+        """
+        import time
+        time.sleep(1.5)
+        with DAG("slow_import", schedule=None, start_date=datetime(2024, 1, 1)):
+            @task
+            def never():
+                return 1
+            never()
+        """,
+    )
+    executor = make_executor(parallelism=1)
+    item = workload(dag_file, "slow_import", "never")
+    executor.submit([item])
+    executor.process_io(0.1)  # dispatched: the worker is importing the file
+
+    # when the executor ends before the try's start handshake
+    executor.end()
+
+    # expect the try refused at its handshake: it never started, no event, handed back
+    assert executor.process_io() == []
+    assert data.started == {}
+    assert [w.key for w in executor.handed_back] == [item.key]
+
+
+def test_tasks_do_not_inherit_the_fork_servers_loader_settings(
+    tmp_path: Path, data: FakeData, make_executor: Callable[..., LocalExecutor]
+) -> None:
+    # given a task that reports its environment
+    dag_file = write_dag(
+        tmp_path,
+        "env.py",
+        """
+        import os
+        with DAG("env", schedule=None, start_date=datetime(2024, 1, 1)):
+            @task
+            def env():
+                return sorted(k for k in os.environ if "BIND_NOW" in k)
+            env()
+        """,
+    )
+    executor = make_executor(start_method="forkserver")
+
+    # when it runs in a task process forked below the fork server
+    item = workload(dag_file, "env", "env")
+    assert run_to_end(executor, [item])[item.key].state is TaskState.SUCCESS
+
+    # expect none of the variables the fork server was started with
+    assert data.value("env", "env") == sorted(k for k in os.environ if "BIND_NOW" in k)

@@ -404,7 +404,16 @@ def test_depends_on_past_lets_a_task_go_as_soon_as_the_previous_run_finished_it(
     # (and while another of its tasks is still running)
     (world.out / "release").touch()
     assert world.finish(sched, "past_live", first) == "success"
-    world.run_until(sched, "the second gate", lambda: len(world.lines("gates")) == 4, timeout=10)
+    # (the gate's last line is written before its try reports success: wait for both)
+    world.run_until(
+        sched,
+        "the second gate",
+        lambda: (
+            len(world.lines("gates")) == 4
+            and world.states("past_live", second)["gate"] == "success"
+        ),
+        timeout=10,
+    )
     assert world.states("past_live", second) == {
         "free": "success",
         "slow": "running",

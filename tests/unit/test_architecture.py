@@ -52,12 +52,31 @@ ALLOWED: dict[str, set[str]] = {
         "dag_processing",
     },
     "observability": {"config", "errors"},
+    # The API reads and writes through db/; from the engine it only asks the scheduler's pure
+    # decisions and loaders (why a task waits) and reads workload records (where logs are):
+    # see API_ENGINE_MODULES.
+    "api": {
+        "db",
+        "state",
+        "serialization",
+        "errors",
+        "config",
+        "sdk",
+        "scheduler",
+        "executors",
+    },
     "compat": {"sdk", "operators", "sensors", "hooks", "timetables", "errors", "state"},
 }
 # Private helpers every layer may use.
 SHARED = {"_version", "_lazy"}
 # Layers that may import anything below them (the CLI is the top; the package root re-exports).
-UNRESTRICTED = {"cli", "__init__", "_version", "_lazy", "examples", "api", "ui", "triggerer"}
+UNRESTRICTED = {"cli", "__init__", "_version", "_lazy", "examples", "ui", "triggerer"}
+# The only modules of the scheduler and executor layers the API may import.
+API_ENGINE_MODULES = {
+    "tradewind.scheduler.decisions",
+    "tradewind.scheduler.loading",
+    "tradewind.executors.workload",
+}
 
 
 def _layer_of(module_path: Path) -> str:
@@ -94,6 +113,25 @@ def test_layers_import_only_downwards() -> None:
         if bad:
             violations.append(f"{path.relative_to(SRC)} ({layer}) imports {sorted(bad)}")
     assert violations == []
+
+
+def test_api_uses_only_the_pure_parts_of_the_engine() -> None:
+    # given the API's modules
+    used: set[str] = set()
+    for path in sorted((SRC / "api").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # "from tradewind.scheduler import loading" names tradewind.scheduler.loading
+                names = [
+                    f"{node.module}.{a.name}" if node.module.count(".") == 1 else node.module
+                    for a in node.names
+                ]
+            used |= {n for n in names if n.split(".")[1:2] in (["scheduler"], ["executors"])}
+    # expect only the scheduler's pure decisions and loaders and the workload records
+    assert used <= API_ENGINE_MODULES
 
 
 def test_public_exports_are_pinned() -> None:

@@ -639,3 +639,175 @@ def test_client_applies_its_size_limit() -> None:
 def test_codec_decode_errors(text: str) -> None:
     with pytest.raises(XComError):
         codec.decode(text)
+
+
+# -- work done ahead, once for many tries ---------------------------------------------------------
+
+
+def test_a_dag_without_templates_never_builds_a_template_environment() -> None:
+    from tradewind.runtime import prepare_dag
+
+    dag = one_task_dag(lambda: 1, op_kwargs={"plain": "no markup here"})
+    prepare_dag(dag)
+    outcome = run(dag, "t")
+    assert outcome.state is TaskState.SUCCESS
+    assert dag._template_env is None
+
+
+def test_prepare_dag_compiles_the_templates_its_tries_render() -> None:
+    from tradewind.runtime import prepare_dag
+
+    dag = one_task_dag(lambda day: day, op_kwargs={"day": "{{ ds }}"})
+    prepare_dag(dag)
+    env = dag._template_env
+    assert env is not None
+    assert "{{ ds }}" in env.__dict__["_tw_string_cache"]
+    outcome = run(dag, "t")
+    assert outcome.return_value == "2024-01-02"
+
+
+def test_prepare_run_does_the_date_work_once_and_tries_share_it() -> None:
+    from tradewind.runtime import prepare_run
+    from tradewind.sdk.context import run_date_entries
+
+    run_info = RunInfo(
+        dag_id="d",
+        run_id=f"scheduled__{uuid.uuid4().hex}",
+        run_type="scheduled",
+        logical_date=datetime(2031, 5, 6, tzinfo=UTC),
+        data_interval_start=datetime(2031, 5, 6, tzinfo=UTC),
+        data_interval_end=datetime(2031, 5, 7, tzinfo=UTC),
+    )
+    assert prepare_run(run_info) is True
+    assert prepare_run(run_info) is False
+    assert prepare_run(RunInfo(dag_id="d", run_id="manual")) is False  # no dates: nothing to do
+    entries = run_date_entries(
+        run_type="scheduled",
+        logical_date=run_info.logical_date,  # type: ignore[arg-type]
+        data_interval_start=run_info.data_interval_start,
+        data_interval_end=run_info.data_interval_end,
+    )
+    assert entries["ds"] == "2031-05-06" and entries["next_ds"] == "2031-05-07"
+    seen: list[Any] = []
+    dag = one_task_dag(lambda logical_date: seen.append(logical_date))
+    run(dag, "t", run_info=run_info)
+    run(dag, "t", run_info=run_info)
+    assert seen[0] is seen[1] is entries["logical_date"]
+
+
+def test_tries_run_a_copy_of_the_task_whether_or_not_its_class_copies_plainly() -> None:
+    import copy
+
+    class Tagged(PythonOperator):
+        copies = 0
+
+        def __copy__(self) -> Tagged:
+            type(self).copies += 1
+            new = type(self).__new__(type(self))
+            new.__dict__.update(self.__dict__)
+            return new
+
+    seen: list[Any] = []
+    with DAG("d", start_date=START) as dag:
+        plain = PythonOperator(task_id="plain", python_callable=lambda ti: seen.append(ti.task))
+        Tagged(task_id="tagged", python_callable=lambda ti: seen.append(ti.task))
+    assert run(dag, "plain").state is TaskState.SUCCESS
+    assert run(dag, "tagged").state is TaskState.SUCCESS
+    assert seen[0] is not plain and seen[0].__dict__.keys() == copy.copy(plain).__dict__.keys()
+    assert Tagged.copies >= 1  # its own __copy__ was used
+
+
+# -- XCom pushes held for the outcome -------------------------------------------------------------
+
+
+class HoldingClient(InMemoryTaskClient):
+    """Records when the runtime allowed pushes to be held, and what was pushed after."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+
+    def hold_xcom_pushes(self) -> None:
+        self.events.append("hold")
+
+    def set_xcom(self, dag_id, run_id, task_id, key, map_index, value) -> None:  # type: ignore[no-untyped-def]
+        self.events.append(f"push {key}")
+        super().set_xcom(dag_id, run_id, task_id, key, map_index, value)
+
+
+def test_the_runtime_lets_the_client_hold_pushes_once_the_task_work_is_done() -> None:
+    def work(ti: Any) -> int:
+        ti.xcom_push("early", 1)
+        return 2
+
+    client = HoldingClient()
+    outcome = run(one_task_dag(work), "t", client)
+    assert outcome.state is TaskState.SUCCESS
+    assert client.events == ["push early", "hold", "push return_value"]
+
+
+def test_a_failed_task_never_holds_pushes() -> None:
+    client = HoldingClient()
+    assert run(one_task_dag(boom), "t", client).state is TaskState.FAILED
+    assert "hold" not in client.events
+
+
+def _pipe_pair() -> tuple[Any, Any]:
+    import socket
+
+    from tradewind.runtime.supervisor import PipeChannel
+
+    ours, theirs = socket.socketpair()
+    return PipeChannel(theirs), ours
+
+
+def test_a_pipe_channel_sends_held_pushes_with_the_outcome() -> None:
+    from tradewind.runtime.supervisor import read_frame
+
+    channel, executor_side = _pipe_pair()
+    executor_side.sendall(_reply(1, None))  # the answer to the request below
+    channel.set_xcom("d", "r", "t", "early", -1, 1)  # not held yet: a request
+    assert read_frame(executor_side)["key"] == "early"
+    channel.hold_xcom_pushes()
+    channel.set_xcom("d", "r", "t", "return_value", -1, {"rows": 3})
+    channel.report(TaskOutcome(state=TaskState.SUCCESS), start_date=START, end_date=START)
+    outcome = read_frame(executor_side)
+    assert outcome["op"] == "outcome" and outcome["state"] == "success"
+    assert [(x["key"], codec.decode(x["value"])) for x in outcome["xcoms"]] == [
+        ("return_value", {"rows": 3})
+    ]
+    channel.close()
+    executor_side.close()
+
+
+def test_a_read_sends_the_held_pushes_first() -> None:
+    from tradewind.runtime.supervisor import read_frame
+
+    channel, executor_side = _pipe_pair()
+    channel.hold_xcom_pushes()
+    channel.set_xcom("d", "r", "t", "return_value", -1, 5)
+    stored: dict[str, str] = {}
+
+    def executor() -> None:
+        for _ in range(2):
+            request = read_frame(executor_side)
+            if request["op"] == "set_xcom":
+                stored[request["key"]] = request["value"]
+                executor_side.sendall(_reply(request["id"], None))
+            else:
+                executor_side.sendall(_reply(request["id"], stored[request["key"]]))
+
+    thread = threading.Thread(target=executor)
+    thread.start()
+    assert channel.get_xcom("d", "r", "t", "return_value", -1) == 5
+    thread.join(5)
+    channel.report(TaskOutcome(state=TaskState.SUCCESS), start_date=START, end_date=START)
+    assert "xcoms" not in read_frame(executor_side)
+    channel.close()
+    executor_side.close()
+
+
+def _reply(request_id: int, value: Any) -> bytes:
+    from tradewind.runtime.supervisor import encode_frame
+
+    return encode_frame({"id": request_id, "ok": True, "value": value})

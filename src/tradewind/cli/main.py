@@ -22,6 +22,10 @@ __all__ = ["COMMANDS", "LazyGroup", "cli", "main"]
 
 #: name -> ("module:attribute" of the click command, one-line help shown by ``--help``).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "api-server": (
+        "tradewind.cli.api_server_cmd:api_server",
+        "Serve the REST API (uvicorn).",
+    ),
     "config": ("tradewind.cli.config_cmd:config", "Show the effective configuration."),
     "connections": (
         "tradewind.cli.connections_cmd:connections",
@@ -47,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Run the DAG processor and the scheduler together on this machine.",
     ),
     "tasks": ("tradewind.cli.tasks:tasks", "List, test, clear, mark and explain tasks."),
+    "users": (
+        "tradewind.cli.users_cmd:users",
+        "Create, list and delete users; reset passwords.",
+    ),
     "variables": (
         "tradewind.cli.variables_cmd:variables",
         "Set, get, list, delete, import and export variables.",

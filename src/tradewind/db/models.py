@@ -460,3 +460,80 @@ class Job(Base):
     start_date: Mapped[datetime] = mapped_column(UTCDateTime)
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     latest_heartbeat: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Users, roles and API tokens (the API's authentication and access control).
+__all__ += ["ApiToken", "Role", "User", "UserRole"]
+
+
+class Role(Base):
+    """A named set of permissions (``"<resource>.<action>"`` strings), optionally limited to
+    some DAGs: by ``dag_ids`` (fnmatch patterns) and/or ``dag_tags``. With neither, the
+    role's DAG permissions hold for every DAG."""
+
+    __tablename__ = "role"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    permissions: Mapped[list[str]] = mapped_column(JsonType)
+    dag_ids: Mapped[list[str] | None] = mapped_column(JsonType)
+    dag_tags: Mapped[list[str] | None] = mapped_column(JsonType)
+    #: one of the roles every installation has (Admin, Op, User, Viewer); cannot be deleted
+    builtin: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    """A person or script that logs in to the API or UI; the password is an argon2 hash."""
+
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(sa.String(256), unique=True)
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    first_name: Mapped[str | None] = mapped_column(sa.String(256))
+    last_name: Mapped[str | None] = mapped_column(sa.String(256))
+    password_hash: Mapped[str | None] = mapped_column(sa.String(512))
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    login_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    #: failed logins since the last successful one (throttling)
+    failed_login_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    #: no login is accepted before this time (set after repeated failures)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserRole(Base):
+    """A user holding a role."""
+
+    __tablename__ = "user_role"
+
+    user_id: Mapped[int] = mapped_column(
+        sa.Integer, sa.ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+    )
+    role_id: Mapped[int] = mapped_column(
+        sa.Integer, sa.ForeignKey("role.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class ApiToken(Base):
+    """A personal API token: only its SHA-256 is stored; revocable and expiring."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.Integer, sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(256))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: the first characters of the token, shown so people can tell their tokens apart
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

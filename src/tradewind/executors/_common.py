@@ -10,7 +10,7 @@ from tradewind.runtime.supervisor import TrySpec
 from tradewind.runtime.task_runner import RunInfo, TaskInstanceInfo, TaskOutcome
 from tradewind.state import TaskState
 
-__all__ = ["event_from_outcome", "event_from_wire", "try_spec_for"]
+__all__ = ["event_from_outcome", "event_from_wire", "lost_error", "try_spec_for"]
 
 #: Outcome states a try may report.
 OUTCOME_STATES = frozenset(
@@ -111,3 +111,35 @@ def event_from_wire(
         if isinstance(rendered, dict)
         else None,
     )
+
+
+def lost_error(
+    message: dict[str, Any],
+    *,
+    lost_reason: str | None,
+    workload: ExecuteTask,
+    hard_timeout_margin: float,
+) -> str:
+    """Why a try whose task process exited without an outcome is lost, from its worker's
+    ``exited`` message (``lost_reason``: what the executor already knew went wrong)."""
+    from tradewind.executors._worker import describe_exit
+
+    status = describe_exit(message.get("code"), message.get("signal"))
+    reason = message.get("reason")
+    if lost_reason:
+        return f"{lost_reason} (task process {status})"
+    if reason == "killed":
+        return f"killed on request: task process {status}"
+    if reason == "timeout":
+        timeout = workload.execution_timeout or 0
+        return (
+            f"task ran longer than its execution_timeout ({timeout:g} s) plus "
+            f"{hard_timeout_margin:g} s and was killed: task process {status}"
+        )
+    if reason == "stopping":
+        return f"the executor stopped while the task ran: task process {status}"
+    if isinstance(reason, str) and reason:
+        return f"task process could not run: {reason}"
+    if message.get("code") == 0 and message.get("signal") is None:
+        return "task process exited without reporting an outcome"
+    return f"task process {status}"

@@ -11,7 +11,10 @@ in task processes. So the executor starts this module once, in a fresh interpret
 It reads one ``config`` message (``sys.path``, the settings DAG files are defined under, the
 worker configuration and the modules to preload), imports and warms up the task runtime,
 answers ``{"op": "ready"}``, and then forks one worker per ``{"op": "spawn", "spare": bool}``
-message (the worker's channel comes with it, SCM_RIGHTS). It is a child subreaper
+message (the worker's channel comes with it, SCM_RIGHTS). It starts with ``LD_BIND_NOW`` set
+(unless the environment had it already) and drops it from its environment at once: every
+dynamic symbol is resolved before the first fork, so no task process writes to the symbol
+tables it shares with its worker. It is a child subreaper
 (``PR_SET_CHILD_SUBREAPER``): processes orphaned below it are reaped here, never left as
 zombies. It exits when the executor closes the socket, and dies with the executor
 (``PR_SET_PDEATHSIG``); its workers die with it.
@@ -26,13 +29,63 @@ import os
 import select
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from tradewind.executors._worker import WorkerConfig
+
+__all__ = ["launch_forkserver", "main"]
+
+
+# Set (with LD_BIND_NOW) for the fork server when the executor added LD_BIND_NOW itself.
+_BIND_NOW_MARK = "TRADEWIND_FORKSERVER_BIND_NOW"
+
+
+def launch_forkserver(
+    config: WorkerConfig, preload: Sequence[str]
+) -> tuple[subprocess.Popen[bytes], socket.socket, dict[str, Any]]:
+    """Start a fork server (in the executor's process): returns the process, this side's
+    socket to it, and the ``config`` message to send it first."""
+    from tradewind.sdk.mapping import get_max_map_length
+    from tradewind.sdk.timezone import get_default_timezone, tz_name
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    env = dict(os.environ)
+    if "LD_BIND_NOW" not in env:
+        # Resolve every dynamic symbol when the fork server starts, rather than in each task
+        # process the first time it calls a C function its worker never called (a write to
+        # a shared page, so a page copied in every task process).
+        env["LD_BIND_NOW"] = env[_BIND_NOW_MARK] = "1"
+    process = subprocess.Popen(
+        [sys.executable, "-m", __name__, str(theirs.fileno()), str(os.getpid())],
+        pass_fds=[theirs.fileno()],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C in the terminal is the scheduler's to handle
+        env=env,
+    )
+    theirs.close()
+    message = {
+        "op": "config",
+        "sys_path": [p for p in sys.path if isinstance(p, str) and p],
+        "settings": {
+            "default_timezone": tz_name(get_default_timezone()),
+            "max_map_length": get_max_map_length(),
+        },
+        "worker": {
+            "dags_folder": str(config.dags_folder) if config.dags_folder else None,
+            "import_timeout": config.import_timeout,
+            "hostname": config.hostname,
+            "max_cached_dags": config.max_cached_dags,
+            "spare": config.spare,
+        },
+        "preload": list(preload),
+    }
+    return process, ours, message
 
 
 def _apply_settings(settings: dict[str, Any]) -> None:
@@ -45,13 +98,14 @@ def _apply_settings(settings: dict[str, Any]) -> None:
 
 
 def _serve(sock: socket.socket) -> None:
+    from tradewind.executors._warmup import warm_up_runtime
     from tradewind.executors._worker import (
         WorkerConfig,
         _FrameReader,
         _Stop,
         fork_worker,
+        release_free_memory,
         set_child_subreaper,
-        warm_up_runtime,
     )
     from tradewind.runtime.supervisor import encode_frame
 
@@ -75,6 +129,8 @@ def _serve(sock: socket.socket) -> None:
         except Exception:
             continue
     warm_up_runtime(through_supervisor=True)
+    gc.collect()
+    release_free_memory()
     gc.freeze()
     sock.sendall(encode_frame({"op": "ready", "pid": os.getpid()}))
 
@@ -132,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: ``<socket fd> <parent pid>``."""
     args = list(sys.argv[1:] if argv is None else argv)
     fd, parent_pid = int(args[0]), int(args[1])
+    if os.environ.pop(_BIND_NOW_MARK, None):
+        # The executor asked the dynamic loader to bind every symbol at start-up (done by
+        # now); tasks and the commands they start must not inherit that.
+        os.environ.pop("LD_BIND_NOW", None)
     from tradewind.executors._worker import set_parent_death_signal
 
     set_parent_death_signal(signal.SIGKILL)

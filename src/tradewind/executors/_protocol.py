@@ -6,7 +6,8 @@ UTF-8 JSON object). Three kinds of connection use them:
 * **worker channel** (one per warm worker, for its whole life)::
 
       executor -> worker  {"op": "run", "workload": {...}, "hard_timeout": 15.0,
-                           "grace": 5.0, "preload": true}   + the try channel's socket (SCM_RIGHTS)
+                           "grace": 5.0, "preload": true, "spare": true}
+                                                             + the try channel's socket (SCM_RIGHTS)
                           {"op": "kill"}                     stop the running try
                           {"op": "stop", "grace": 5.0}       stop the try, then exit
       worker -> executor  {"op": "ready", "pid": 123}
@@ -53,6 +54,8 @@ class Channel:
         # (data, socket to pass with its first byte or None)
         self._out: deque[tuple[memoryview, socket.socket | None]] = deque()
         self.closed = False
+        #: Whether the selector watches this socket for writability (kept by the owner).
+        self.watching_write = False
 
     def fileno(self) -> int:
         """The socket's file descriptor (-1 once closed)."""
@@ -93,7 +96,7 @@ class Channel:
             end = offset + FRAME_HEADER.size + size
             if len(buf) < end:
                 break
-            message = json.loads(bytes(buf[offset + FRAME_HEADER.size : end]))
+            message = json.loads(buf[offset + FRAME_HEADER.size : end].decode("utf-8"))
             if not isinstance(message, dict):
                 raise TradewindError(f"peer sent a frame that is not an object: {message!r}")
             messages.append(message)

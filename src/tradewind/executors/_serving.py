@@ -6,9 +6,10 @@ from typing import Any
 
 from tradewind.errors import ConnectionNotFound, TradewindError, VariableNotFound, XComError
 from tradewind.executors.base import TaskDataService
-from tradewind.executors.workload import ExecuteTask
+from tradewind.executors.workload import ExecuteTask, ExecutorEvent
+from tradewind.state import TaskState
 
-__all__ = ["error_fields", "serve_data_request"]
+__all__ = ["error_fields", "serve_data_request", "store_outcome_xcoms"]
 
 
 def serve_data_request(
@@ -73,3 +74,31 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
     if kind == "Error":
         text = f"{type(exc).__name__}: {text}"
     return {"error": kind, "message": redact(text)}
+
+
+def store_outcome_xcoms(
+    data: TaskDataService, workload: ExecuteTask, xcoms: Any, event: ExecutorEvent
+) -> ExecutorEvent:
+    """Store the XComs that came with a try's outcome (``set_xcom`` requests); returns the
+    FINISHED ``event`` to report. One that cannot be stored fails a try that had succeeded
+    (retried like any task failure, naming the error)."""
+    from dataclasses import replace
+
+    try:
+        if not isinstance(xcoms, list):
+            raise TradewindError(f"malformed XComs with the outcome: {xcoms!r}")
+        for message in xcoms:
+            if not isinstance(message, dict) or message.get("op") != "set_xcom":
+                raise TradewindError(f"malformed XCom with the outcome: {message!r}")
+            serve_data_request(data, workload, message)
+    except Exception as exc:
+        if event.state in (TaskState.FAILED, TaskState.UP_FOR_RETRY):
+            return event  # failed already, for a reason of its own
+        retry = workload.key.try_number <= (workload.max_tries or 0)
+        return replace(
+            event,
+            state=TaskState.UP_FOR_RETRY if retry else TaskState.FAILED,
+            error=f"the task's XCom could not be stored: {error_fields(exc)['message']}",
+            skipped_task_ids=(),
+        )
+    return event

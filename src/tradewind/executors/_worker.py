@@ -1,22 +1,30 @@
 """A warm worker process of the local executor, and the task processes it forks.
 
-A worker is forked from the scheduler's process when the executor starts (after the SDK,
-operators and runtime were imported and warmed up there, so every worker shares those pages).
-It waits on its channel for ``run`` messages and runs each try in a **task process** forked
-from itself, so a crash or a leak stays in that process. While the task process runs, the
-worker waits for it to exit, for a ``kill``/``stop`` message, or for the hard timeout, then
-reports ``exited``.
+A worker is forked from the fork server (or the scheduler's process) when the executor starts,
+after the runtime was imported and warmed up there, so every worker shares those pages. It
+waits on its channel for ``run`` messages and runs each try in a **task process** forked from
+itself, so a crash or a leak stays in that process. While the task process runs, the worker
+waits for it to exit, for a ``kill``/``stop`` message, or for the hard timeout, then reports
+``exited``.
 
-Two things make a short try fast:
+What a try costs is mostly the kernel's: forking (copying page tables, which grows with the
+worker's memory), the copy-on-write page copies of every page the task process writes to
+(about 3 us each on a small VM; a trivial try writes ~850 pages), and the exit. So:
 
 * the worker keeps the DAG files it has imported (:class:`~._dagcache.DagCache`, invalidated
   by DAG version and file modification time), so a task process starts with its DAG imported;
-* the worker keeps one **spare** task process forked ahead of time. The spare sets itself up
-  and runs a no-op task through the runtime once (with its log going to ``/dev/null``), which
-  pays for the copy-on-write page copies every try makes before a real try arrives; then it
-  waits for a try on a socket of its own. A try goes to the spare when the spare was forked
-  with the try's DAG already in the cache; otherwise (first try of a DAG in this worker) the
-  worker imports the DAG, drops the spare and forks a task process directly.
+* it does before the fork what every try would otherwise do again in its own process: the
+  task's compiled templates and the run's date context entries
+  (:mod:`tradewind.runtime.prepare`), the log objects, the SIGTERM handler, ``/dev/null``;
+* between the fork and the task process's exit it does next to nothing (its writes would be
+  copied too): it waits, blocked on a pidfd and its channel;
+* when the executor says the machine has CPU to spare (few tries running, none waiting), an
+  idle worker keeps one **spare** task process forked ahead of time. The spare sets itself up
+  and runs a no-op task through the runtime once (its log going to ``/dev/null``), paying the
+  page copies a try makes before the try arrives, then waits for a try on a socket of its
+  own: the try starts sooner, at the cost of the warm-up's CPU (so no spares while tries
+  queue). A try goes to the spare when the spare has what the try needs (see
+  ``_Worker._spare_fits``); otherwise the worker drops it and forks a task process directly.
 
 Lifetimes: workers and task processes ask the kernel to kill them when their parent dies
 (``PR_SET_PDEATHSIG`` on Linux), so nothing outlives the scheduler. Each task process leads
@@ -28,7 +36,6 @@ from __future__ import annotations
 import array
 import contextlib
 import ctypes
-import ctypes.util
 import gc
 import json
 import logging
@@ -40,29 +47,42 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 from tradewind.errors import TradewindError
 from tradewind.executors._common import try_spec_for
 from tradewind.executors._dagcache import DagCache, dag_root
+from tradewind.executors._warmup import warm_up_runtime
 from tradewind.executors.workload import ExecuteTask
-from tradewind.runtime.supervisor import FRAME_HEADER, MAX_FRAME_SIZE, encode_frame
+from tradewind.runtime.prepare import prepare_run, prepare_task
+from tradewind.runtime.supervisor import (
+    FRAME_HEADER,
+    MAX_FRAME_SIZE,
+    PipeChannel,
+    TaskTerminated,
+    TrySpec,
+    encode_frame,
+    run_try,
+)
 
 __all__ = [
     "WorkerConfig",
     "describe_exit",
     "fork_worker",
+    "release_free_memory",
     "set_child_subreaper",
     "set_parent_death_signal",
     "spawn_worker",
-    "warm_up_runtime",
 ]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
-_libc: Any = None
+# libc's prctl with its argument types declared once (a task process calls it right after
+# the fork; the call is then cheap).
+_prctl: Any = None
+# True in a task process once its try begins: SIGTERM then raises TaskTerminated there.
+_in_task_process = False
 # Log handlers inherited from the scheduler are detached in a worker but kept referenced
 # here: freeing one would close a file descriptor the scheduler's objects still name.
 _detached_handlers: list[logging.Handler] = []
@@ -83,17 +103,39 @@ def set_parent_death_signal(sig: int) -> bool:
 
 
 def _libc_prctl(option: int, value: int) -> int | None:
-    global _libc
+    global _prctl
     try:
-        if _libc is None:
+        if _prctl is None:
             # The usual name first: find_library runs external tools (slow).
             try:
-                _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+                libc = ctypes.CDLL("libc.so.6", use_errno=True)
             except OSError:
-                _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        return int(_libc.prctl(option, value, 0, 0, 0))
-    except (OSError, AttributeError, TypeError):
+                # Imported only here: it brings shutil, tempfile and random (whose fork
+                # handler would then run in every task process).
+                from ctypes.util import find_library
+
+                libc = ctypes.CDLL(find_library("c"), use_errno=True)
+            function = libc.prctl
+            function.argtypes = (ctypes.c_int, *[ctypes.c_ulong] * 4)
+            function.restype = ctypes.c_int
+            _prctl = function
+        result: int = _prctl(option, value, 0, 0, 0)
+        return result
+    except (OSError, AttributeError, TypeError, ctypes.ArgumentError):
         return None
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; a no-op
+    elsewhere). Forking costs grow with the pages a process holds, free or not: this runs
+    after imports, before a process starts forking."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def set_child_subreaper() -> bool:
@@ -118,126 +160,6 @@ def _status_fields(status: int) -> tuple[int | None, int | None]:
     if os.WIFSIGNALED(status):
         return None, os.WTERMSIG(status)
     return os.waitstatus_to_exitcode(status), None
-
-
-# --- warming up ---------------------------------------------------------------------------------
-
-
-def _noop(value: Any) -> Any:
-    return value
-
-
-class _WarmUpChannel:
-    """A channel that accepts everything, for the warm-up try."""
-
-    def __init__(self) -> None:
-        from tradewind.runtime.client import InMemoryTaskClient
-
-        self._client = InMemoryTaskClient()
-        self.get_xcom = self._client.get_xcom
-        self.get_xcom_map_indexes = self._client.get_xcom_map_indexes
-        self.set_xcom = self._client.set_xcom
-        self.get_variable = self._client.get_variable
-        self.get_connection = self._client.get_connection
-
-    def start(self, *, pid: int, hostname: str) -> datetime | None:
-        from tradewind.sdk.timezone import utcnow
-
-        return utcnow()
-
-    def report(self, outcome: Any, *, start_date: datetime, end_date: datetime) -> None:
-        return None
-
-
-_warm_up_cache: Any = None
-
-
-def _warm_up_task() -> tuple[Any, Any, Any]:
-    """The no-op DAG, run and task instance of the warm-up (built once per process)."""
-    global _warm_up_cache
-    if _warm_up_cache is None:
-        from tradewind.operators.python import PythonOperator
-        from tradewind.runtime.task_runner import RunInfo, TaskInstanceInfo
-        from tradewind.sdk._context_stack import collecting
-        from tradewind.sdk.dag_definition import DAG
-        from tradewind.sdk.timezone import utcnow
-
-        day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-        with collecting(), DAG("_tradewind_warm_up", schedule=None, start_date=day) as dag:
-            PythonOperator(task_id="noop", python_callable=_noop, op_args=["{{ ds }}"])
-        run = RunInfo(
-            dag_id=dag.dag_id,
-            run_id="warm_up",
-            logical_date=day,
-            data_interval_start=day,
-            data_interval_end=day,
-        )
-        ti = TaskInstanceInfo(dag_id=dag.dag_id, task_id="noop", run_id="warm_up", max_tries=0)
-        _warm_up_cache = (dag, run, ti)
-    return _warm_up_cache
-
-
-def _loopback_channel() -> tuple[Any, socket.socket]:
-    """A PipeChannel whose replies are already waiting (the warm-up talks to itself)."""
-    from tradewind.runtime.supervisor import PipeChannel
-    from tradewind.sdk.timezone import utcnow
-
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    replies = [{"id": 1, "ok": True, "value": utcnow().isoformat()}]
-    replies += [{"id": i, "ok": True, "value": None} for i in range(2, 9)]
-    theirs.sendall(b"".join(encode_frame(reply) for reply in replies))
-    channel = PipeChannel(ours)
-    ours.settimeout(2.0)  # never wait for a reply that is not there
-    return channel, theirs
-
-
-def warm_up_runtime(*, through_supervisor: bool = False) -> None:
-    """Run one no-op templated task through the runtime in this process.
-
-    The runtime imports some modules on first use and fills caches (template environments,
-    regular expressions). Done before forking, every task process finds them ready and shared.
-    ``through_supervisor`` runs the whole try as a task process does (workload record, pipe
-    channel, log file, all on a loopback socket and ``/dev/null``), which also makes this
-    process copy the memory pages a try writes to (used by spare task processes); otherwise
-    only the task runs, with its log silenced (used in the scheduler's process).
-    """
-    from tradewind.executors.workload import ExecuteTask, RunSpec, TaskInstanceKey
-    from tradewind.runtime.supervisor import run_try
-    from tradewind.runtime.task_runner import run_task
-
-    task_log = logging.getLogger("tradewind.task")
-    disabled = task_log.disabled
-    task_log.disabled = not through_supervisor
-    try:
-        dag, run, ti = _warm_up_task()
-        if not through_supervisor:
-            run_task(dag.get_task("noop"), dag=dag, run=run, ti=ti, client=_WarmUpChannel())
-            return
-        record = ExecuteTask(
-            key=TaskInstanceKey(dag.dag_id, run.run_id, "noop"),
-            ti_id="",
-            dag_version_id=0,
-            fileloc="",
-            run=RunSpec(
-                run_type="manual",
-                logical_date=run.logical_date,
-                data_interval_start=run.data_interval_start,
-                data_interval_end=run.data_interval_end,
-            ),
-            max_tries=0,
-            log_path=os.devnull,
-        )
-        spec = try_spec_for(ExecuteTask.from_dict(record.to_dict()))
-        channel, peer = _loopback_channel()
-        try:
-            run_try(spec, channel, load_dag=lambda fileloc, dag_id: dag)
-        finally:
-            channel.close()
-            peer.close()
-    except Exception:
-        pass  # only an optimisation: a real try reports whatever is broken
-    finally:
-        task_log.disabled = disabled
 
 
 # --- framing on blocking sockets ------------------------------------------------------------------
@@ -358,7 +280,8 @@ def fork_worker(sock: socket.socket, config: WorkerConfig, close_fds: list[int])
 class _Spare:
     pid: int
     sock: socket.socket
-    generation: int
+    generation: int  # of the DAG cache when it was forked
+    modules: int  # how many modules were imported when it was forked
 
 
 class _Worker:
@@ -374,7 +297,16 @@ class _Worker:
             import_timeout=config.import_timeout,
         )
         self.spare: _Spare | None = None
+        # Whether the executor wants a spare prepared once idle: not while work waits for
+        # workers (the spare's warm-up would take CPU from the tries, and forking on arrival
+        # costs less than a warm-up plus the try).
+        self.spare_wanted = True
         self.zombies: list[int] = []
+        # (id of a cached DAG, task id) of the tasks prepared here, valid for a generation
+        # of the cache (see _prepare_task).
+        self.prepared: set[tuple[int, str]] = set()
+        self.prepared_generation = 0
+        self.pid = os.getpid()
         self._setup(parent_pid)
 
     def _setup(self, parent_pid: int) -> None:
@@ -385,15 +317,25 @@ class _Worker:
         set_parent_death_signal(signal.SIGKILL)
         if os.getppid() != parent_pid:
             os._exit(0)  # the scheduler died before the death signal was armed
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGALRM):
+        for sig in (signal.SIGINT, signal.SIGCHLD, signal.SIGALRM):
             signal.signal(sig, signal.SIG_DFL)
+        # Installed here once, so that a task process inherits it instead of installing it
+        # after every fork; this worker still dies of SIGTERM as it would by default.
+        signal.signal(signal.SIGTERM, _on_sigterm)
         with contextlib.suppress(ValueError, OSError):
             signal.set_wakeup_fd(-1)
+        # Every task process points its stdin here.
+        self.devnull = os.open(os.devnull, os.O_RDONLY)
         # The scheduler's log handlers must not receive what task processes log.
         for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
             if isinstance(logger, logging.Logger):
                 _detached_handlers.extend(logger.handlers)
                 logger.handlers = []
+        # The level a try logs at, set once here rather than in every task process (a level
+        # change walks every logger). Without handlers, nothing logged here goes anywhere
+        # but the last-resort handler, which shows warnings only.
+        if logging.getLogger().getEffectiveLevel() > logging.INFO:
+            logging.getLogger().setLevel(logging.INFO)
         self.sock.setblocking(True)
         # Everything imported so far is shared with the scheduler and every task process;
         # keeping the collector off those objects keeps their pages shared.
@@ -417,7 +359,12 @@ class _Worker:
         try:
             while True:
                 self._reap_zombies()
-                if self.spare is None and self.config.spare and self._idle_for(_SPARE_DELAY):
+                if (
+                    self.spare is None
+                    and self.config.spare
+                    and self.spare_wanted
+                    and self._idle_for(_SPARE_DELAY)
+                ):
                     self._fork_spare()
                 try:
                     message = self.reader.read_message()
@@ -449,11 +396,11 @@ class _Worker:
             return
         if pid == 0:  # pragma: no cover - runs in the spare
             ours.close()
-            _spare_process(self, theirs)
+            _spare_process(self, theirs, self.pid)
         theirs.close()
         with contextlib.suppress(OSError):
             os.setpgid(pid, pid)
-        self.spare = _Spare(pid=pid, sock=ours, generation=generation)
+        self.spare = _Spare(pid=pid, sock=ours, generation=generation, modules=len(sys.modules))
 
     def _drop_spare(self) -> None:
         spare, self.spare = self.spare, None
@@ -487,7 +434,12 @@ class _Worker:
 
     # -- one try ------------------------------------------------------------------------------------
     def _run(self, message: dict[str, Any], try_fd: int) -> bool:
-        """One try; returns False when the worker must exit afterwards."""
+        """One try; returns False when the worker must exit afterwards.
+
+        Everything the try needs is prepared before the fork. From the fork until the task
+        process exits, every page this process writes is copied (both processes map it),
+        so it does next to nothing then: it waits, blocked, on the process and its channel.
+        """
         try:
             workload = ExecuteTask.from_dict(message["workload"])
         except (KeyError, TradewindError) as exc:
@@ -496,21 +448,33 @@ class _Worker:
                         "reason": f"unreadable workload: {exc}", "retire": False})  # fmt: skip
             return True
         preload = bool(message.get("preload", True))
+        self.spare_wanted = bool(message.get("spare", True))
+        hard = message.get("hard_timeout")
+        hard_timeout = None if hard is None else float(hard)
+        grace = float(message.get("grace", 5.0))
         key = (workload.fileloc, workload.key.dag_id, workload.dag_version_id)
         threads_before = threading.active_count()
+        spec = try_spec_for(workload)
+        # What the try would otherwise do itself, done here for all the tries forked from
+        # now on (a spare forked earlier lacks it: see _spare_fits).
+        prepare_run(spec.run)
+        dag = self.cache.cached(*key) if preload else None
+        compiled = dag is not None and self._prepare_task(dag, workload.key.task_id)
         pid: int | None = None
-        spare = self.spare
-        # The spare can take the try when it was forked with the DAG already imported (or
-        # when the task process is to import the DAG file itself anyway).
-        if spare is not None and (
-            not preload
-            or (spare.generation == self.cache.generation and self.cache.cached(*key) is not None)
-        ):
+        if self._spare_fits(preload, dag is not None, compiled):
             pid = self._hand_to_spare(message, try_fd)
         used_spare = pid is not None
+        retire = False
         if pid is None:
             self._drop_spare()
-            dag = self.cache.preload(*key) if preload else None
+            if preload and dag is None:
+                dag = self.cache.preload(*key)
+                release_free_memory()
+                if dag is not None:
+                    self._prepare_task(dag, workload.key.task_id)
+            # Forking a process that runs threads is unsafe: a DAG file that started some at
+            # import makes this worker retire after this try (the executor forks a fresh one).
+            retire = threading.active_count() > threads_before
             gc.freeze()
             try:
                 pid = os.fork()
@@ -520,47 +484,56 @@ class _Worker:
                             "reason": f"fork failed: {exc}", "retire": False})  # fmt: skip
                 return True
             if pid == 0:  # pragma: no cover - runs in the task process
-                _task_process(self, workload, try_fd, dag)
-            with contextlib.suppress(OSError):
+                _task_process(self, workload, spec, try_fd, dag, self.pid)
+            try:
                 os.setpgid(pid, pid)
+            except OSError:
+                pass
         os.close(try_fd)
-        # Forking a process that runs threads is unsafe: a DAG file that started some at
-        # import makes this worker retire after this try (the executor forks a fresh one).
-        retire = threading.active_count() > threads_before
-        hard = message.get("hard_timeout")
-        grace = float(message.get("grace", 5.0))
-        status, reason, stop = self._wait(pid, None if hard is None else float(hard), grace)
+        status, reason, stop = self._wait(pid, hard_timeout, grace)
         code, sig = _status_fields(status)
         self._send({"op": "exited", "pid": pid, "code": code, "signal": sig,
                     "reason": reason, "retire": retire, "spare": used_spare})  # fmt: skip
         return not (stop or retire)
 
+    def _prepare_task(self, dag: Any, task_id: str) -> bool:
+        """:func:`~tradewind.runtime.prepare.prepare_task`, once per task of each imported
+        DAG; True when templates were compiled now."""
+        if self.prepared_generation != self.cache.generation:
+            self.prepared.clear()  # a DAG was imported again or dropped: its objects changed
+            self.prepared_generation = self.cache.generation
+        done = (id(dag), task_id)
+        if done in self.prepared:
+            return False
+        self.prepared.add(done)
+        return prepare_task(dag, task_id)
+
+    def _spare_fits(self, preload: bool, dag_cached: bool, compiled: bool) -> bool:
+        """Whether the spare can take the try: it was forked with the try's DAG imported (or
+        the task process is to import the DAG file itself anyway), with every module this
+        worker holds now (one imported since, say pendulum for a run's dates, would have to
+        be imported again by the try), and without templates compiled since for the task."""
+        spare = self.spare
+        if spare is None or compiled or spare.modules != len(sys.modules):
+            return False
+        return not preload or (spare.generation == self.cache.generation and dag_cached)
+
     def _wait(
         self, pid: int, hard_timeout: float | None, grace: float
     ) -> tuple[int, str | None, bool]:
         """Wait for the task process; returns (wait status, why it was killed, stop after)."""
-        pidfd = -1
-        if hasattr(os, "pidfd_open"):
-            try:
-                pidfd = os.pidfd_open(pid)
-            except OSError:
-                pidfd = -1
-        started = time.monotonic()
-        hard_deadline = None if hard_timeout is None else started + hard_timeout
+        pidfd = _open_pidfd(pid)
+        # Without a pidfd, nothing wakes this process when the task process exits: poll.
+        poll = None if pidfd >= 0 else 0.005
+        watched: list[Any] = [self.sock, pidfd] if pidfd >= 0 else [self.sock]
+        hard_deadline = None if hard_timeout is None else time.monotonic() + hard_timeout
         kill_deadline: float | None = None
         reason: str | None = None
         stop = False
-        executor_gone = False
         try:
             while True:
-                waited, status = os.waitpid(pid, os.WNOHANG)
-                if waited == pid:
-                    # Commands the try left running in its process group end with it.
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(pid, signal.SIGKILL)
-                    return status, reason, stop
                 # Messages may have come with the "run" one: handle what is buffered first.
-                while (message := self.reader.next_message()) is not None:
+                while self.reader.buf and (message := self.reader.next_message()) is not None:
                     op = message.get("op")
                     if op in ("kill", "stop") and kill_deadline is None and reason is None:
                         _signal_group(pid, signal.SIGTERM)
@@ -568,21 +541,29 @@ class _Worker:
                         reason = "killed" if op == "kill" else "stopping"
                     if op == "stop":
                         stop = True
-                now = time.monotonic()
-                if hard_deadline is not None and now >= hard_deadline:
-                    _signal_group(pid, signal.SIGKILL)
-                    reason, hard_deadline = "timeout", None
-                if kill_deadline is not None and now >= kill_deadline:
-                    _signal_group(pid, signal.SIGKILL)
-                    kill_deadline = None
-                deadlines = [d for d in (hard_deadline, kill_deadline) if d is not None]
-                timeout = max(0.0, min(deadlines) - now) if deadlines else None
-                watched: list[Any] = [] if executor_gone else [self.sock]
-                if pidfd >= 0:
-                    watched.append(pidfd)
-                if pidfd < 0:
-                    timeout = 0.005 if timeout is None else min(timeout, 0.005)
+                timeout = poll
+                if hard_deadline is not None or kill_deadline is not None:
+                    now = time.monotonic()
+                    if hard_deadline is not None and now >= hard_deadline:
+                        _signal_group(pid, signal.SIGKILL)
+                        reason, hard_deadline = "timeout", None
+                    if kill_deadline is not None and now >= kill_deadline:
+                        _signal_group(pid, signal.SIGKILL)
+                        kill_deadline = None
+                    for deadline in (hard_deadline, kill_deadline):
+                        if deadline is not None:
+                            left = max(0.0, deadline - now)
+                            timeout = left if timeout is None else min(timeout, left)
                 readable, _, _ = select.select(watched, [], [], timeout)
+                if pidfd < 0 or pidfd in readable:
+                    waited, status = os.waitpid(pid, os.WNOHANG)
+                    if waited == pid:
+                        # Commands the try left running in its process group end with it.
+                        try:
+                            os.killpg(pid, signal.SIGKILL)
+                        except OSError:  # the usual case: nothing left in the group
+                            pass
+                        return status, reason, stop
                 if self.sock not in readable:
                     continue
                 try:
@@ -590,10 +571,23 @@ class _Worker:
                 except _Stop:
                     # The executor is gone: nobody will ever read this try's outcome.
                     _signal_group(pid, signal.SIGKILL)
-                    reason, stop, executor_gone = reason or "stopping", True, True
+                    reason, stop = reason or "stopping", True
+                    watched.remove(self.sock)
         finally:
             if pidfd >= 0:
                 os.close(pidfd)
+
+
+def _open_pidfd(pid: int) -> int:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), else -1."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return -1
+    try:
+        fd: int = pidfd_open(pid)
+        return fd
+    except OSError:
+        return -1
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -610,19 +604,23 @@ def _signal_group(pid: int, sig: int) -> None:
 # --- task processes ---------------------------------------------------------------------------------
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    from tradewind.runtime.supervisor import TaskTerminated
-
+def _on_sigterm(signum: int, frame: object) -> None:
+    if not _in_task_process:
+        # A worker (or a spare without a try yet): die of it, as by default.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     # Only once: a second SIGTERM must not interrupt on_kill.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise TaskTerminated()
 
 
-def _become_task_process(worker: _Worker) -> None:
+def _become_task_process(worker: _Worker, worker_pid: int) -> None:
     """Set-up common to spare and direct task processes (right after the fork)."""
-    worker_pid = os.getppid()
-    with contextlib.suppress(OSError):
+    try:
         os.setpgid(0, 0)
+    except OSError:
+        pass
     # If the worker dies, nobody is left to report this try: die with it.
     set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != worker_pid:
@@ -630,9 +628,8 @@ def _become_task_process(worker: _Worker) -> None:
     os.close(worker.sock.fileno())
     if worker.spare is not None:
         os.close(worker.spare.sock.fileno())
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
+    os.dup2(worker.devnull, 0)
+    os.close(worker.devnull)
 
 
 def _finish(code: int) -> NoReturn:
@@ -642,10 +639,10 @@ def _finish(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _spare_process(worker: _Worker, sock: socket.socket) -> NoReturn:
+def _spare_process(worker: _Worker, sock: socket.socket, worker_pid: int) -> NoReturn:
     """Body of a spare task process: warm up, wait for a try, run it; never returns."""
     try:
-        _become_task_process(worker)
+        _become_task_process(worker, worker_pid)
         warm_up_runtime(through_supervisor=True)
         reader = _FrameReader(sock)
         sock.setblocking(True)
@@ -661,27 +658,35 @@ def _spare_process(worker: _Worker, sock: socket.socket) -> NoReturn:
             )
     except BaseException:
         _finish(0)  # dropped by the worker (or broken before a try): nothing to report
-    _run_task_process(worker, workload, reader.fds[0], dag)
+    _run_task_process(worker, workload, None, reader.fds[0], dag)
 
 
-def _task_process(worker: _Worker, workload: ExecuteTask, try_fd: int, dag: Any) -> NoReturn:
+def _task_process(
+    worker: _Worker,
+    workload: ExecuteTask,
+    spec: TrySpec,
+    try_fd: int,
+    dag: Any,
+    worker_pid: int,
+) -> NoReturn:
     """Body of a task process forked for one try; never returns."""
     try:
-        _become_task_process(worker)
+        _become_task_process(worker, worker_pid)
     except BaseException:
         _finish(_CRASH_CODE)
-    _run_task_process(worker, workload, try_fd, dag)
+    _run_task_process(worker, workload, spec, try_fd, dag)
 
 
-def _run_task_process(worker: _Worker, workload: ExecuteTask, try_fd: int, dag: Any) -> NoReturn:
+def _run_task_process(
+    worker: _Worker, workload: ExecuteTask, spec: TrySpec | None, try_fd: int, dag: Any
+) -> NoReturn:
+    global _in_task_process
     code = _CRASH_CODE
     try:
-        signal.signal(signal.SIGTERM, _raise_terminated)
-        _run_try(worker, workload, try_fd, dag)
+        _in_task_process = True
+        _run_try(worker, workload, spec or try_spec_for(workload), try_fd, dag)
         code = 0
     except BaseException as exc:
-        from tradewind.runtime.supervisor import TaskTerminated
-
         if isinstance(exc, TaskTerminated):
             _die_by_sigterm()
         with contextlib.suppress(BaseException):
@@ -699,9 +704,8 @@ def _die_by_sigterm() -> None:
     time.sleep(1)
 
 
-def _run_try(worker: _Worker, workload: ExecuteTask, try_fd: int, dag: Any) -> None:
+def _run_try(worker: _Worker, workload: ExecuteTask, spec: TrySpec, try_fd: int, dag: Any) -> None:
     from tradewind.dag_processing.parser import load_dag_from_file
-    from tradewind.runtime.supervisor import PipeChannel, run_try
 
     preloaded = dag
     dags_folder = worker.config.dags_folder
@@ -713,7 +717,7 @@ def _run_try(worker: _Worker, workload: ExecuteTask, try_fd: int, dag: Any) -> N
 
     channel = PipeChannel(socket.socket(fileno=try_fd))
     run_try(
-        try_spec_for(workload),
+        spec,
         channel,
         load_dag=load_dag,
         capture_fds=True,

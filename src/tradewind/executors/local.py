@@ -25,6 +25,11 @@ process); LOST when the task process ended without an outcome (killed, crashed, 
 past the hard limit, worker died, executor stopped), with the reason in ``error``, e.g.
 ``"task process exited with signal 9 (SIGKILL)"``. A dead worker is replaced at once.
 
+Stopping (:meth:`LocalExecutor.end`) is graceful: tries not started yet are handed back
+(they never run and yield no event; their task instances stay queued for the engine's next
+start), running tries get ``stop_grace`` seconds to finish, and only those still running then
+are stopped (and reported LOST unless they still report an outcome).
+
 Hard timeout: a try still running ``execution_timeout + hard_timeout_margin`` seconds after
 its task process began is killed with SIGKILL (the runtime's own timeout normally ends it long
 before).
@@ -40,7 +45,6 @@ import selectors
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -50,55 +54,18 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from tradewind.errors import TradewindError
-from tradewind.executors._common import event_from_wire
+from tradewind.executors._common import event_from_wire, lost_error
+from tradewind.executors._forkserver import launch_forkserver
 from tradewind.executors._protocol import Channel
-from tradewind.executors._serving import error_fields, serve_data_request
-from tradewind.executors._worker import (
-    WorkerConfig,
-    describe_exit,
-    spawn_worker,
-    warm_up_runtime,
-)
+from tradewind.executors._serving import error_fields, serve_data_request, store_outcome_xcoms
+from tradewind.executors._warmup import PRELOAD_MODULES, warm_up_runtime
+from tradewind.executors._worker import WorkerConfig, describe_exit, spawn_worker
 from tradewind.executors.base import BaseExecutor, TaskDataService
 from tradewind.executors.workload import EventKind, ExecuteTask, ExecutorEvent, TaskInstanceKey
 
 __all__ = ["PRELOAD_MODULES", "LocalExecutor"]
 
 log = logging.getLogger(__name__)
-
-#: Imported where workers are forked from, so that workers and task processes share them
-#: instead of each importing its own copy. Missing names are skipped.
-PRELOAD_MODULES: tuple[str, ...] = (
-    "tradewind.sdk",
-    "tradewind.sdk.dag_definition",
-    "tradewind.sdk.baseoperator",
-    "tradewind.sdk.decorators",
-    "tradewind.sdk.taskgroup",
-    "tradewind.sdk.mapping",
-    "tradewind.sdk.params",
-    "tradewind.sdk.xcom_arg",
-    "tradewind.sdk.context",
-    "tradewind.sdk.templating",
-    "tradewind.sdk.macros",
-    "tradewind.sdk.secrets",
-    "tradewind.sdk.timezone",
-    "tradewind.timetables",
-    "tradewind.operators",
-    "tradewind.operators.empty",
-    "tradewind.operators.python",
-    "tradewind.operators.bash",
-    "tradewind.operators.branch",
-    "tradewind.operators.latest_only",
-    "tradewind.sensors",
-    "tradewind.runtime.task_runner",
-    "tradewind.runtime.supervisor",
-    "tradewind.dag_processing.parser",
-    "jinja2",
-    "jinja2.sandbox",
-    "pendulum",
-    "croniter",
-    "dateutil.relativedelta",
-)
 
 # A fork server that dies this many times in a row before it is ready is not restarted again.
 _MAX_FORKSERVER_FAILURES = 3
@@ -163,13 +130,19 @@ class LocalExecutor(BaseExecutor):
       process then imports it itself and reports the failure);
     * ``spare_processes``: how many workers keep a warmed-up task process forked ahead of
       time (while idle), so a try neither waits for the fork nor pays most of its
-      copy-on-write page faults; each costs an idle process of about 4 MB. Tries go to those
-      workers first. 0 turns it off;
+      copy-on-write page faults; each costs an idle process of about 4 MB, and its warm-up
+      about the CPU of a try, so workers prepare them only while at most half the CPUs run
+      tries and none wait (a chain of tasks, not a wide fan-out). Tries go to those workers
+      first. 0 turns it off;
     * ``min_workers``: workers started by :meth:`start` (default: ``parallelism``); more are
       forked when work waits, up to ``parallelism``, and those idle for
       ``idle_worker_timeout`` seconds beyond ``min_workers`` stop again (each idle worker
       holds a few MB of memory of its own);
-    * ``preload_modules``: imported before workers are forked.
+    * ``preload_modules``: imported before workers are forked;
+    * ``stop_grace``: how long :meth:`end` lets running tries finish before it stops them
+      (default 20 s: with ``kill_grace`` that stays under the 30 s after which another
+      scheduler takes over a silent one's runs, and under the 30 s most supervisors, such
+      as Kubernetes, wait before they kill a stopping process).
     """
 
     name: ClassVar[str] = "local"
@@ -193,6 +166,7 @@ class LocalExecutor(BaseExecutor):
         min_workers: int | None = None,
         idle_worker_timeout: float = 60.0,
         preload_modules: Sequence[str] = PRELOAD_MODULES,
+        stop_grace: float = 20.0,
     ) -> None:
         super().__init__(
             parallelism=parallelism, data=data, log_folder=log_folder, dags_folder=dags_folder
@@ -210,8 +184,15 @@ class LocalExecutor(BaseExecutor):
         )
         self.idle_worker_timeout = idle_worker_timeout
         self.preload_modules = tuple(preload_modules)
+        if stop_grace < 0:
+            raise ValueError(f"stop_grace must be >= 0, got {stop_grace}")
+        self.stop_grace = stop_grace
+        #: Tries :meth:`end` handed back without starting them (no event comes for those).
+        self.handed_back: list[ExecuteTask] = []
         self.hostname = socket.gethostname()
         self.stats = _Stats()
+        # Spares are prepared only while at most this many tries run (see _spare_pays_off).
+        self._spare_cpu_limit = max(1, (os.cpu_count() or 1) // 2)
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -307,18 +288,31 @@ class LocalExecutor(BaseExecutor):
         if not item.finished:
             self._send(item.worker, {"op": "kill", "grace": self.kill_grace})
 
-    def end(self, *, timeout: float = 10) -> None:
-        """Stop running tries and the workers; collect their events with :meth:`process_io`.
+    def end(self, *, timeout: float = 10, grace: float | None = None) -> None:
+        """Stop: hand back the tries not started, let running ones finish, stop the rest.
 
-        Running tries get SIGTERM (their operators' ``on_kill`` runs) and SIGKILL after
-        ``min(kill_grace, timeout)``; a try that still reports an outcome in that time is
-        FINISHED, the others LOST. Workers still alive after ``timeout`` are killed.
+        1. Tries that have not started (queued here, or sent to a worker but not through
+           their start handshake yet) are **handed back**: they never run and no event comes
+           for them, so they do not count as a try; their task instances stay queued, for
+           the engine to queue again when it next starts. :attr:`handed_back` lists them.
+        2. Running tries get up to ``grace`` seconds (default :attr:`stop_grace`) to finish
+           on their own; their events are collected as usual. A ``KeyboardInterrupt`` (a
+           second Ctrl-C) while they do ends the wait at once.
+        3. Tries still running then get SIGTERM (their operators' ``on_kill`` runs) and
+           SIGKILL after ``min(kill_grace, timeout)``; a try that still reports an outcome in
+           that time is FINISHED, the others LOST. Workers still alive ``timeout`` seconds
+           after that are killed.
+
+        The events are collected with one more :meth:`process_io` call after this returns.
         """
         if self._ended:
             return
         self._stopping = True
         while self._queue:
-            self._lose(self._queue.popleft(), "the executor stopped before the task started")
+            item = self._queue.popleft()
+            self._tries.pop(item.workload.key, None)
+            self.handed_back.append(item.workload)
+        self._let_running_tries_finish(self.stop_grace if grace is None else grace)
         grace = max(0.0, min(self.kill_grace, timeout))
         for worker in self._workers:
             if worker.alive:
@@ -337,6 +331,24 @@ class LocalExecutor(BaseExecutor):
         self._ended = True
         self._reap(wait=5.0)
         self._close_fds()
+
+    def _let_running_tries_finish(self, grace: float) -> None:
+        """Serve the running tries until none is left or ``grace`` seconds have passed."""
+        deadline = time.monotonic() + max(0.0, grace)
+        try:
+            while self._running_tries() and time.monotonic() < deadline:
+                for key, mask in self._selector.select(max(0.0, deadline - time.monotonic())):
+                    self._handle(key, mask)
+                self._reap()
+        except KeyboardInterrupt:
+            log.warning("asked again to stop: stopping the running tries now")
+
+    def _running_tries(self) -> int:
+        return sum(
+            1
+            for w in self._workers
+            if w.alive and w.current is not None and not (w.current.finished or w.current.refused)
+        )
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers that have reported in (for diagnostics and tests)."""
@@ -377,38 +389,9 @@ class LocalExecutor(BaseExecutor):
         self._selector.register(worker.channel.sock, selectors.EVENT_READ, worker)
 
     def _start_forkserver(self) -> None:
-        from tradewind.sdk.mapping import get_max_map_length
-        from tradewind.sdk.timezone import get_default_timezone, tz_name
-
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        command = [sys.executable, "-m", "tradewind.executors._forkserver"]
-        process = subprocess.Popen(
-            [*command, str(theirs.fileno()), str(os.getpid())],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C in the terminal is the scheduler's to handle
-        )
-        theirs.close()
-        config = self._worker_config()
+        process, ours, config = launch_forkserver(self._worker_config(), self.preload_modules)
         server = _ForkServer(process=process, channel=Channel(ours))
-        server.channel.send(
-            {
-                "op": "config",
-                "sys_path": [p for p in sys.path if isinstance(p, str) and p],
-                "settings": {
-                    "default_timezone": tz_name(get_default_timezone()),
-                    "max_map_length": get_max_map_length(),
-                },
-                "worker": {
-                    "dags_folder": str(config.dags_folder) if config.dags_folder else None,
-                    "import_timeout": config.import_timeout,
-                    "hostname": config.hostname,
-                    "max_cached_dags": config.max_cached_dags,
-                    "spare": config.spare,
-                },
-                "preload": list(self.preload_modules),
-            }
-        )
+        server.channel.send(config)
         self._forkserver = server
         self._selector.register(ours, selectors.EVENT_READ, server)
         self._watch_write(server.channel, server)
@@ -468,12 +451,13 @@ class LocalExecutor(BaseExecutor):
         self._watch_write(worker.channel, worker)
 
     def _watch_write(self, channel: Channel, data: Any) -> None:
-        if channel.closed:
-            return
-        mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if channel.wants_write else 0)
+        wants_write = channel.wants_write
+        if channel.closed or wants_write == channel.watching_write:
+            return  # the usual case: everything was written at once, as before
+        mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if wants_write else 0)
         with contextlib.suppress(KeyError, ValueError):
-            if self._selector.get_key(channel.sock).events != mask:
-                self._selector.modify(channel.sock, mask, data)
+            self._selector.modify(channel.sock, mask, data)
+            channel.watching_write = wants_write
 
     def _handle(self, key: selectors.SelectorKey, mask: int) -> None:
         data = key.data
@@ -573,8 +557,21 @@ class LocalExecutor(BaseExecutor):
             "hard_timeout": hard,
             "grace": self.kill_grace,
             "preload": self.preload_dags and workload.fileloc not in self._no_preload,
+            "spare": self._spare_pays_off(),
         }
         self._send(worker, message, pass_socket=theirs)
+
+    def _spare_pays_off(self) -> bool:
+        """Whether a worker should prepare a spare task process once its try ends.
+
+        A spare's warm-up costs about as much CPU as a try, to make the next try start
+        sooner; that is worth it while the machine has CPU to spare (a chain of tasks), not
+        while tries keep the CPUs busy (a wide fan-out), where it only takes CPU from them.
+        """
+        if self._queue:
+            return False
+        busy = sum(1 for w in self._workers if w.current is not None and not w.current.finished)
+        return busy <= self._spare_cpu_limit
 
     # -- serving a try ---------------------------------------------------------------------------
     def _on_request(self, item: _Try, message: dict[str, Any]) -> None:
@@ -601,6 +598,11 @@ class LocalExecutor(BaseExecutor):
         if item.started or item.refused:
             raise TradewindError("the start handshake was already made for this try")
         workload = item.workload
+        if self._stopping:
+            # Too late to start: handed back untouched (see end()).
+            item.refused = True
+            self.handed_back.append(workload)
+            return None
         now = utcnow()
         pid = int(message["pid"])
         hostname = str(message.get("hostname") or self.hostname)
@@ -626,6 +628,10 @@ class LocalExecutor(BaseExecutor):
             return
         item.finished = True
         event = event_from_wire(item.workload, message, pid=item.pid, hostname=self.hostname)
+        if event.kind is EventKind.FINISHED and message.get("xcoms"):
+            # Stored before the try counts as finished: its downstream tasks read them.
+            self.stats.requests += len(message["xcoms"])
+            event = store_outcome_xcoms(self.data, item.workload, message["xcoms"], event)
         if event.kind is EventKind.LOST:
             self.stats.lost += 1
         else:
@@ -677,28 +683,15 @@ class LocalExecutor(BaseExecutor):
             return
         if item.pid is None and isinstance(message.get("pid"), int):
             item.pid = message["pid"]
-        self._lose(item, self._lost_error(item, message))
-
-    def _lost_error(self, item: _Try, message: dict[str, Any]) -> str:
-        status = describe_exit(message.get("code"), message.get("signal"))
-        reason = message.get("reason")
-        if item.lost_reason:
-            return f"{item.lost_reason} (task process {status})"
-        if reason == "killed":
-            return f"killed on request: task process {status}"
-        if reason == "timeout":
-            timeout = item.workload.execution_timeout or 0
-            return (
-                f"task ran longer than its execution_timeout ({timeout:g} s) plus "
-                f"{self.hard_timeout_margin:g} s and was killed: task process {status}"
-            )
-        if reason == "stopping":
-            return f"the executor stopped while the task ran: task process {status}"
-        if isinstance(reason, str) and reason:
-            return f"task process could not run: {reason}"
-        if message.get("code") == 0 and message.get("signal") is None:
-            return "task process exited without reporting an outcome"
-        return f"task process {status}"
+        self._lose(
+            item,
+            lost_error(
+                message,
+                lost_reason=item.lost_reason,
+                workload=item.workload,
+                hard_timeout_margin=self.hard_timeout_margin,
+            ),
+        )
 
     def _worker_died(self, worker: _Worker, why: str | None) -> None:
         if not worker.alive:
@@ -728,6 +721,8 @@ class LocalExecutor(BaseExecutor):
 
     def _cull_idle_workers(self) -> None:
         """Stop workers idle for ``idle_worker_timeout`` beyond ``min_workers``."""
+        if len(self._workers) <= self.min_workers or self._queue:
+            return
         alive = [w for w in self._workers if w.alive and not w.retiring]
         extra = len(alive) - self.min_workers
         if extra <= 0 or self._queue:

@@ -18,6 +18,9 @@ _EXPORTS: dict[str, str] = {
     "TaskClient": "tradewind.runtime.client",
     "TaskInstanceInfo": "tradewind.runtime.task_runner",
     "TaskOutcome": "tradewind.runtime.task_runner",
+    "prepare_dag": "tradewind.runtime.prepare",
+    "prepare_run": "tradewind.runtime.prepare",
+    "prepare_task": "tradewind.runtime.prepare",
     "run_task": "tradewind.runtime.task_runner",
 }
 
@@ -28,6 +31,9 @@ __all__ = [
     "TaskClient",
     "TaskInstanceInfo",
     "TaskOutcome",
+    "prepare_dag",
+    "prepare_run",
+    "prepare_task",
     "run_task",
 ]
 
@@ -37,6 +43,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:
     from tradewind.runtime.client import InMemoryTaskClient, TaskClient
+    from tradewind.runtime.prepare import prepare_dag, prepare_run, prepare_task
     from tradewind.runtime.task_runner import (
         RunInfo,
         RuntimeTaskInstance,

@@ -27,7 +27,12 @@ XComKey = tuple[str, str, str, str, int]
 
 @runtime_checkable
 class TaskClient(Protocol):
-    """What a task try may ask of the engine. ``map_index`` is -1 for an unmapped task."""
+    """What a task try may ask of the engine. ``map_index`` is -1 for an unmapped task.
+
+    A client may also have a ``hold_xcom_pushes()`` method: the runtime calls it once the
+    task's work is done (before it pushes the return value), and the client may then send
+    later pushes together with the try's outcome, as long as reads still see them.
+    """
 
     def get_xcom(self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int) -> Any:
         """The decoded value; raises ``KeyError`` when there is none."""

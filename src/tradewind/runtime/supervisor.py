@@ -25,7 +25,13 @@ in the scheduler's process (the framing is defined here, by :func:`encode_frame`
         "key": "return_value", "map_index": -1}
     <- {"id": 2, "ok": true, "value": "<XCom JSON text>"}
     <- {"id": 2, "ok": false, "error": "KeyError", "message": "..."}     (raised here)
-    -> {"op": "outcome", "state": "success", "error": null, ...}         (no reply)
+    -> {"op": "outcome", "state": "success", "error": null, ...,
+        "xcoms": [{"op": "set_xcom", "dag_id": ..., "key": "return_value", ...}]}
+                                                                        (no reply)
+
+XCom pushes made after the task's own work (its return value, and what its callbacks push)
+travel inside the outcome message (see :meth:`PipeChannel.hold_xcom_pushes`); the executor
+stores them before it reports the try finished.
 
 Operations: ``start_task``, ``get_xcom``, ``get_xcom_map_indexes``, ``set_xcom`` (value as
 XCom JSON text), ``get_variable``, ``get_connection`` (value: the connection's fields).
@@ -54,6 +60,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from tradewind.errors import ConnectionNotFound, TradewindError, VariableNotFound, XComError
 from tradewind.runtime.task_runner import RunInfo, TaskInstanceInfo, TaskOutcome, run_task
 from tradewind.sdk.connection import Connection
+from tradewind.sdk.secrets import redact
 from tradewind.serialization import xcom
 from tradewind.state import TaskState
 
@@ -196,7 +203,7 @@ def read_frame(sock: socket.socket) -> dict[str, Any] | None:
     body = _recv_exact(sock, size)
     if body is None:
         return None
-    message = json.loads(body)
+    message = json.loads(body.decode("utf-8"))
     if not isinstance(message, dict):
         raise TradewindError(f"peer sent a frame that is not a JSON object: {message!r}")
     return message
@@ -256,6 +263,11 @@ def mask_connection(conn: Connection) -> None:
 _DEFERRED_SIGNALS = frozenset(
     s for s in (getattr(signal, "SIGALRM", None), getattr(signal, "SIGTERM", None)) if s
 )
+# The C function itself: signal.pthread_sigmask wraps it only to turn the mask it returns
+# into enum members, which is most of its cost.
+_sigmask: Any = getattr(getattr(signal, "_signal", None), "pthread_sigmask", None) or getattr(
+    signal, "pthread_sigmask", None
+)
 
 
 class PipeChannel:
@@ -269,34 +281,52 @@ class PipeChannel:
         self._sock = sock
         self._lock = threading.Lock()
         self._next_id = 0
+        # Signals can be held back only in the main thread (where Python runs handlers).
+        self._main_ident = threading.main_thread().ident
+        # XCom pushes kept for the outcome message (None: each push is a request of its own).
+        self._held: list[dict[str, Any]] | None = None
 
     def close(self) -> None:
         """Close the socket."""
         self._sock.close()
 
     def _exchange(self, message: dict[str, Any], *, want_reply: bool) -> dict[str, Any] | None:
-        main = threading.current_thread() is threading.main_thread()
-        blocked = main and hasattr(signal, "pthread_sigmask")
+        blocked = _sigmask is not None and threading.get_ident() == self._main_ident
         with self._lock:
             if want_reply:
                 self._next_id += 1
                 message = {"id": self._next_id, **message}
             frame = encode_frame(message)
             if blocked:
-                old = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED_SIGNALS)
+                old = _sigmask(signal.SIG_BLOCK, _DEFERRED_SIGNALS)
             try:
                 self._sock.sendall(frame)
                 reply = read_frame(self._sock) if want_reply else None
             finally:
                 if blocked:
-                    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+                    _sigmask(signal.SIG_SETMASK, old)
         if want_reply and reply is None:
             raise TradewindError("the executor closed the connection to this task process")
         return reply
 
+    def hold_xcom_pushes(self) -> None:
+        """Keep the XCom pushes from now on and send them with the outcome, in one message
+        (the runtime calls this when the task's own work is done). A read request sends the
+        kept pushes first, so the try still reads what it pushed."""
+        if self._held is None:
+            self._held = []
+
+    def _send_held(self) -> None:
+        while self._held:
+            self._request(self._held.pop(0))
+
     def request(self, op: str, **args: Any) -> Any:
         """Send one request and return the reply's value (raising its error as an exception)."""
-        reply = self._exchange({"op": op, **args}, want_reply=True)
+        self._send_held()
+        return self._request({"op": op, **args})
+
+    def _request(self, args: dict[str, Any]) -> Any:
+        reply = self._exchange(args, want_reply=True)
         assert reply is not None
         if reply.get("ok"):
             return reply.get("value")
@@ -310,7 +340,7 @@ class PipeChannel:
             raise KeyError(message)
         if kind == "XComError":
             raise XComError(message)
-        raise TradewindError(message or f"request {op!r} failed")
+        raise TradewindError(message or f"request {args['op']!r} failed")
 
     # -- TryChannel ----------------------------------------------------------------------------
     def start(self, *, pid: int, hostname: str) -> datetime | None:
@@ -319,8 +349,10 @@ class PipeChannel:
         return None if value is None else datetime.fromisoformat(value)
 
     def report(self, outcome: TaskOutcome, *, start_date: datetime, end_date: datetime) -> None:
-        """Send the outcome message (no reply)."""
+        """Send the outcome message (no reply), with the XCom pushes held back."""
         message = outcome_to_wire(outcome, start_date=start_date, end_date=end_date)
+        if self._held:
+            message["xcoms"], self._held = self._held, []
         self._exchange(message, want_reply=False)
 
     # -- TaskClient ------------------------------------------------------------------------------
@@ -346,17 +378,22 @@ class PipeChannel:
     def set_xcom(
         self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int, value: Any
     ) -> None:
-        """Encode here (so a bad value fails in the task, naming it) and store."""
+        """Encode here (so a bad value fails in the task, naming it) and store (or keep it
+        for the outcome message, see :meth:`hold_xcom_pushes`)."""
         text = xcom.encode(value, task_id=task_id, key=key)
-        self.request(
-            "set_xcom",
-            dag_id=dag_id,
-            run_id=run_id,
-            task_id=task_id,
-            key=key,
-            map_index=map_index,
-            value=text,
-        )
+        message = {
+            "op": "set_xcom",
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "task_id": task_id,
+            "key": key,
+            "map_index": map_index,
+            "value": text,
+        }
+        if self._held is not None:
+            self._held.append(message)
+        else:
+            self._request(message)
 
     def get_variable(self, key: str) -> str:
         """The variable; a secret-sounding key's value is masked in logs from now on."""
@@ -389,9 +426,35 @@ class TaskLogFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """The formatted record with every masked secret replaced by ``***``."""
-        from tradewind.sdk.secrets import redact
+        # LOG_FORMAT spelt out: what Formatter.format does for it, in fewer steps.
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record)
+        text = f"[{record.asctime}] {record.levelname} {record.name} - {record.message}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text += record.exc_text if text.endswith("\n") else "\n" + record.exc_text
+        if record.stack_info:
+            stack = self.formatStack(record.stack_info)
+            text += stack if text.endswith("\n") else "\n" + stack
+        return redact(text)
 
-        return redact(super().format(record))
+
+class _FileHandler(logging.Handler):
+    """Writes each record to a file descriptor at once, in one ``write`` call."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self.fd = 2
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except Exception:
+            self.handleError(record)
 
 
 class _LogWriter(io.TextIOBase):
@@ -404,6 +467,11 @@ class _LogWriter(io.TextIOBase):
         self._fd = fd
         self._partial = ""
         self._busy = threading.local()
+
+    def reset(self, fd: int | None) -> None:
+        """Start afresh for another try (``fd``: the descriptor it stands for, if any)."""
+        self._fd = fd
+        self._partial = ""
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -439,51 +507,80 @@ class _LogWriter(io.TextIOBase):
             self.write(partial + "\n")
 
 
+class _LogKit:
+    """The objects that route a try's log: the file handler and the two print-capturing
+    streams. Built once per process and reused by its tries (a worker builds them, through
+    its warm-up try, before it forks: a task process then only points them at its file)."""
+
+    def __init__(self) -> None:
+        self.formatter = TaskLogFormatter()
+        self.handler = _FileHandler(self.formatter)
+        self.stdout = _LogWriter(logging.getLogger("tradewind.task.stdout"), logging.INFO, None)
+        self.stderr = _LogWriter(logging.getLogger("tradewind.task.stderr"), logging.WARNING, None)
+        self.in_use = False
+
+
+_log_kit: _LogKit | None = None
+_log_kit_lock = threading.Lock()
+
+
+def _take_log_kit() -> _LogKit:
+    global _log_kit
+    with _log_kit_lock:
+        kit = _log_kit
+        if kit is None or kit.in_use:  # the first try here, or tries in parallel threads
+            kit = _LogKit()
+            if _log_kit is None:
+                _log_kit = kit
+        kit.in_use = True
+        return kit
+
+
 @contextmanager
 def _try_log(path: str, *, capture_fds: bool, echo: IO[str] | None) -> Iterator[None]:
     """Send every log record (and ``print`` output) of this process to the try's log file.
 
     A log file that cannot be written must not stop the try: its lines then go to the
-    process's original stderr, after a line saying why.
+    process's standard error, after a line saying why.
     """
-    stream: IO[str] | None
     problem: OSError | None = None
     try:
-        stream = _open_log(path)
+        fd = _open_log(path)
     except OSError as exc:
-        stream, problem = None, exc
-    formatter = TaskLogFormatter()
-    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.__stderr__)]
+        fd, problem = -1, exc
+    kit = _take_log_kit()
+    kit.handler.fd = fd if fd >= 0 else 2
+    handlers: list[logging.Handler] = [kit.handler]
     if echo is not None:
         handlers.append(logging.StreamHandler(echo))
+        handlers[-1].setFormatter(kit.formatter)
     root = logging.getLogger()
     task_logger = logging.getLogger("tradewind.task")
-    old_root_level, old_task_level = root.level, task_logger.level
+    # Levels change only when they must: each change clears the cache of every logger.
+    restore: list[tuple[logging.Logger, int]] = []
     for handler in handlers:
-        handler.setFormatter(formatter)
         root.addHandler(handler)
     if root.getEffectiveLevel() > logging.INFO:
+        restore.append((root, root.level))
         root.setLevel(logging.INFO)
     if task_logger.level > logging.INFO:
+        restore.append((task_logger, task_logger.level))
         task_logger.setLevel(logging.INFO)
     if problem is not None:
         log.warning("cannot write the task log %s (%s); logging here instead", path, problem)
-    if capture_fds and stream is not None:
+    if capture_fds and fd >= 0:
         # Output written straight to the file descriptors (C extensions, child processes
         # inheriting them) lands in the log too, unformatted.
-        os.dup2(stream.fileno(), 1)
-        os.dup2(stream.fileno(), 2)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
     old_out, old_err = sys.stdout, sys.stderr
-    sys.stdout = _LogWriter(
-        logging.getLogger("tradewind.task.stdout"), logging.INFO, 1 if capture_fds else None
-    )
-    sys.stderr = _LogWriter(
-        logging.getLogger("tradewind.task.stderr"), logging.WARNING, 2 if capture_fds else None
-    )
+    kit.stdout.reset(1 if capture_fds else None)
+    kit.stderr.reset(2 if capture_fds else None)
+    sys.stdout, sys.stderr = kit.stdout, kit.stderr
     try:
         yield
     finally:
-        for writer in (sys.stdout, sys.stderr):
+        for writer in (kit.stdout, kit.stderr):
             try:
                 writer.flush()
             except Exception:
@@ -492,18 +589,21 @@ def _try_log(path: str, *, capture_fds: bool, echo: IO[str] | None) -> Iterator[
         for handler in handlers:
             root.removeHandler(handler)
             handler.flush()
-        root.setLevel(old_root_level)
-        task_logger.setLevel(old_task_level)
-        if stream is not None:
-            stream.close()
+        for logger, level in restore:
+            logger.setLevel(level)
+        kit.handler.fd = 2
+        kit.in_use = False
+        if fd >= 0:
+            os.close(fd)
 
 
-def _open_log(path: str) -> IO[str]:
+def _open_log(path: str) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
     try:
-        return open(path, "a", encoding="utf-8")
+        return os.open(path, flags, 0o666)
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        return open(path, "a", encoding="utf-8")
+        return os.open(path, flags, 0o666)
 
 
 # --- the try ----------------------------------------------------------------------------------------
@@ -511,8 +611,6 @@ def _open_log(path: str) -> IO[str]:
 
 def _failed_outcome(spec: TrySpec, exc: BaseException) -> TaskOutcome:
     """The outcome of a try whose DAG or task could not be loaded (retried like a failure)."""
-    from tradewind.sdk.secrets import redact
-
     max_tries = spec.ti.max_tries or 0
     state = TaskState.UP_FOR_RETRY if spec.ti.try_number <= max_tries else TaskState.FAILED
     return TaskOutcome(

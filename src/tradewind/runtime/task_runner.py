@@ -374,7 +374,7 @@ def _materialize(task: AbstractOperator, context: Context, map_index: int) -> An
     from tradewind.sdk.mapping import MappedOperator
 
     if not isinstance(task, MappedOperator):
-        return copy.copy(task)
+        return _copy_task(task)
     if map_index < 0:
         raise MappingError(
             f"task {task.task_id!r} is mapped: each try needs a map_index >= 0",
@@ -393,6 +393,36 @@ def _materialize(task: AbstractOperator, context: Context, map_index: int) -> An
         for k in protected & set(op.template_fields):
             setattr(op, k, _Resolved(getattr(op, k)))
     return op
+
+
+# Per operator class: whether copy.copy of its instances comes down to a new instance with the
+# same __dict__ (no __copy__, __reduce__, __getstate__/__setstate__ or slots of its own).
+_plain_copy: dict[type, bool] = {}
+
+
+def _copies_plainly(cls: type) -> bool:
+    plain = _plain_copy.get(cls)
+    if plain is None:
+        plain = (
+            getattr(cls, "__copy__", None) is None
+            and getattr(cls, "__reduce_ex__", None) is object.__reduce_ex__
+            and getattr(cls, "__reduce__", None) is object.__reduce__
+            and getattr(cls, "__getstate__", None) is object.__getstate__
+            and getattr(cls, "__setstate__", None) is None
+            and not any(vars(k).get("__slots__") for k in cls.__mro__)
+        )
+        _plain_copy[cls] = plain
+    return plain
+
+
+def _copy_task(task: Any) -> Any:
+    """``copy.copy(task)``, without copy's generic machinery for the usual operator class."""
+    cls: Any = type(task)
+    if not _copies_plainly(cls) or not hasattr(task, "__dict__"):
+        return copy.copy(task)
+    new = cls.__new__(cls)
+    new.__dict__.update(task.__dict__)
+    return new
 
 
 def _unwrap_resolved(task: Any) -> None:
@@ -675,7 +705,11 @@ def _run(
         extra_context=extra_context,
     )  # fmt: skip
     try:
-        params = merge_params(getattr(dag, "params", None), getattr(task, "params", None), run.conf)
+        dag_params, task_params = getattr(dag, "params", None), getattr(task, "params", None)
+        if dag_params or task_params or run.conf:
+            params = merge_params(dag_params, task_params, run.conf)
+        else:
+            params = {}  # what merging nothing gives, without the work
         context = make_context(params=params)
         with set_current_context(context):
             concrete = _materialize(task, context, ti.map_index)
@@ -684,6 +718,11 @@ def _run(
             _unwrap_resolved(concrete)
             outcome.rendered_fields = _rendered_fields(concrete)
             outcome.return_value = _execute(concrete, context)
+            # The task's own work is done: a client that can send the pushes from here on
+            # together with the outcome saves a round trip per push.
+            hold = getattr(client, "hold_xcom_pushes", None)
+            if hold is not None:
+                hold()
             _push_return_value(concrete, runtime_ti, outcome.return_value)
     except KeyboardInterrupt:
         _kill_quietly(concrete)

@@ -18,9 +18,11 @@ task touches ``var``/``conn``, so building a context never does I/O.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any
 
 from tradewind.errors import ConnectionNotFound, TradewindError, VariableNotFound
@@ -42,6 +44,7 @@ __all__ = [
     "build_context",
     "context_to_airflow_vars",
     "get_current_context",
+    "run_date_entries",
     "set_current_context",
 ]
 
@@ -262,7 +265,7 @@ def _run_type_name(run_type: Any) -> str:
 
 
 def _neighbour_logical_dates(
-    dag_run: Any, logical_date: Any, start: Any, end: Any
+    run_type: str, logical_date: Any, start: Any, end: Any
 ) -> tuple[Any, Any]:
     """(previous, next) logical dates for the Airflow-2 ``prev_*``/``next_*`` keys.
 
@@ -270,7 +273,7 @@ def _neighbour_logical_dates(
     run starts where this data interval ends, and the previous one an interval earlier; a
     zero-length interval (trigger-style schedule) falls back to the logical date itself.
     """
-    if _run_type_name(getattr(dag_run, "run_type", None)) == "manual":
+    if run_type == "manual":
         return logical_date, logical_date
     if start is None or end is None or end <= start:
         return logical_date, logical_date
@@ -329,47 +332,97 @@ def build_context(
         prev_start_date_success=None,
         prev_end_date_success=None,
     )
-    logical_date = _to_utc(getattr(dag_run, "logical_date", None))
+    logical_date = getattr(dag_run, "logical_date", None)
     if logical_date is None:
         context["task_instance_key_str"] = f"{dag_id}__{task_id}__{run_id}"
     else:
-        start = _to_utc(getattr(dag_run, "data_interval_start", None))
-        end = _to_utc(getattr(dag_run, "data_interval_end", None))
-        prev_ld, next_ld = _neighbour_logical_dates(dag_run, logical_date, start, end)
-        if extra.get("prev_execution_date") is not None:
-            prev_ld = _to_utc(extra.pop("prev_execution_date"))
-        if extra.get("next_execution_date") is not None:
-            next_ld = _to_utc(extra.pop("next_execution_date"))
-        ds_nodash = format_ds_nodash(logical_date)
-        yesterday = logical_date.subtract(days=1)
-        tomorrow = logical_date.add(days=1)
-        context.update(
+        dates = run_date_entries(
+            run_type=_run_type_name(getattr(dag_run, "run_type", None)),
             logical_date=logical_date,
-            ds=format_ds(logical_date),
-            ds_nodash=ds_nodash,
-            ts=format_ts(logical_date),
-            ts_nodash=format_ts_nodash(logical_date),
-            ts_nodash_with_tz=format_ts_nodash_with_tz(logical_date),
-            data_interval_start=start,
-            data_interval_end=end,
-            prev_data_interval_start_success=None,
-            prev_data_interval_end_success=None,
-            task_instance_key_str=f"{dag_id}__{task_id}__{ds_nodash}",
-            # Airflow-2 keys (removed in Airflow 3); existing DAGs still use them.
-            execution_date=logical_date,
-            prev_execution_date=prev_ld,
-            next_execution_date=next_ld,
-            prev_ds=format_ds(prev_ld),
-            prev_ds_nodash=format_ds_nodash(prev_ld),
-            next_ds=format_ds(next_ld),
-            next_ds_nodash=format_ds_nodash(next_ld),
-            yesterday_ds=format_ds(yesterday),
-            yesterday_ds_nodash=format_ds_nodash(yesterday),
-            tomorrow_ds=format_ds(tomorrow),
-            tomorrow_ds_nodash=format_ds_nodash(tomorrow),
+            data_interval_start=getattr(dag_run, "data_interval_start", None),
+            data_interval_end=getattr(dag_run, "data_interval_end", None),
+            prev_execution_date=_pop_if_set(extra, "prev_execution_date"),
+            next_execution_date=_pop_if_set(extra, "next_execution_date"),
         )
+        context.update(dates)
+        context["task_instance_key_str"] = f"{dag_id}__{task_id}__{dates['ds_nodash']}"
     context.update(extra)
     return context
+
+
+def _pop_if_set(extra: dict[str, Any], key: str) -> Any:
+    return extra.pop(key) if extra.get(key) is not None else None
+
+
+@functools.lru_cache(maxsize=64)
+def _date_entries(
+    run_type: str,
+    logical_date: _dt.datetime,
+    data_interval_start: _dt.datetime | None,
+    data_interval_end: _dt.datetime | None,
+    prev_execution_date: _dt.datetime | None,
+    next_execution_date: _dt.datetime | None,
+) -> Mapping[str, Any]:
+    logical = _to_utc(logical_date)
+    start = _to_utc(data_interval_start)
+    end = _to_utc(data_interval_end)
+    prev_ld, next_ld = _neighbour_logical_dates(run_type, logical, start, end)
+    if prev_execution_date is not None:
+        prev_ld = _to_utc(prev_execution_date)
+    if next_execution_date is not None:
+        next_ld = _to_utc(next_execution_date)
+    yesterday = logical.subtract(days=1)
+    tomorrow = logical.add(days=1)
+    entries = {
+        "logical_date": logical,
+        "ds": format_ds(logical),
+        "ds_nodash": format_ds_nodash(logical),
+        "ts": format_ts(logical),
+        "ts_nodash": format_ts_nodash(logical),
+        "ts_nodash_with_tz": format_ts_nodash_with_tz(logical),
+        "data_interval_start": start,
+        "data_interval_end": end,
+        "prev_data_interval_start_success": None,
+        "prev_data_interval_end_success": None,
+        # Airflow-2 keys (removed in Airflow 3); existing DAGs still use them.
+        "execution_date": logical,
+        "prev_execution_date": prev_ld,
+        "next_execution_date": next_ld,
+        "prev_ds": format_ds(prev_ld),
+        "prev_ds_nodash": format_ds_nodash(prev_ld),
+        "next_ds": format_ds(next_ld),
+        "next_ds_nodash": format_ds_nodash(next_ld),
+        "yesterday_ds": format_ds(yesterday),
+        "yesterday_ds_nodash": format_ds_nodash(yesterday),
+        "tomorrow_ds": format_ds(tomorrow),
+        "tomorrow_ds_nodash": format_ds_nodash(tomorrow),
+    }
+    return MappingProxyType(entries)
+
+
+def run_date_entries(
+    *,
+    run_type: str,
+    logical_date: _dt.datetime,
+    data_interval_start: _dt.datetime | None = None,
+    data_interval_end: _dt.datetime | None = None,
+    prev_execution_date: _dt.datetime | None = None,
+    next_execution_date: _dt.datetime | None = None,
+) -> Mapping[str, Any]:
+    """The context keys that follow from a run's dates (``ds``, ``logical_date``,
+    ``prev_ds`` ...), as :func:`build_context` adds them; read-only.
+
+    The values are immutable, so they are computed once per run and shared by that run's
+    tries (a process that forks task processes computes them ahead, for all of them).
+    """
+    return _date_entries(
+        run_type,
+        logical_date,
+        data_interval_start,
+        data_interval_end,
+        prev_execution_date,
+        next_execution_date,
+    )
 
 
 def _join(value: Any) -> str | None:

@@ -45,9 +45,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "create_template_env",
+    "precompile",
     "render_template_fields",
     "render_template_string",
     "render_value",
+    "template_sources",
 ]
 
 _MARKERS = ("{{", "{%", "{#")
@@ -183,21 +185,47 @@ def _as_field_names(fields: Any) -> tuple[str, ...]:
     return tuple(fields or ())
 
 
+class _LazyEnv:
+    """A task's environment, built on first use: most templated fields hold no Jinja at all,
+    and a task process then never builds an environment (nor imports jinja2)."""
+
+    __slots__ = ("_env", "_task")
+
+    def __init__(self, task: Any) -> None:
+        self._task = task
+        self._env: jinja2.Environment | None = None
+
+    def get(self) -> jinja2.Environment:
+        if self._env is None:
+            self._env = _task_env(self._task)
+        return self._env
+
+    @property
+    def built(self) -> jinja2.Environment | None:
+        return self._env
+
+
+def _resolve_env(source: Any) -> jinja2.Environment:
+    env: jinja2.Environment = source.get() if isinstance(source, _LazyEnv) else source
+    return env
+
+
 def _render(
     value: Any,
     context: Mapping[str, Any],
-    env: jinja2.Environment,
+    env: Any,
     template_ext: tuple[str, ...],
     seen: set[int],
 ) -> Any:
     if isinstance(value, str):
         if template_ext and value.endswith(template_ext):
-            result = env.get_template(value).render(context)
+            result = _resolve_env(env).get_template(value).render(context)
         elif not any(marker in value for marker in _MARKERS):
             return value
         else:
-            compile_string = getattr(env, "compile_string", None)
-            template = compile_string(value) if compile_string else env.from_string(value)
+            real_env = _resolve_env(env)
+            compile_string = getattr(real_env, "compile_string", None)
+            template = compile_string(value) if compile_string else real_env.from_string(value)
             result = template.render(context)
         return result if isinstance(result, str) else _settle_native(result)
     if isinstance(value, (int, float, bool)) or value is None:
@@ -251,7 +279,9 @@ def _settle_native(value: Any) -> Any:
     return value
 
 
-def _describe(exc: BaseException, env: jinja2.Environment) -> str:
+def _describe(exc: BaseException, env: jinja2.Environment | None) -> str:
+    if env is None:  # no template was rendered: the failure is not Jinja's
+        return f"cannot render template: {type(exc).__name__}: {exc}"
     import jinja2
 
     if isinstance(exc, jinja2.TemplateNotFound):
@@ -305,8 +335,7 @@ def render_template_fields(
     A failure raises :class:`~tradewind.errors.TemplateError` naming the task and field.
     """
     task_id = getattr(task, "task_id", None)
-    if env is None:
-        env = _task_env(task)
+    source: Any = env if env is not None else _LazyEnv(task)
     template_ext = tuple(getattr(task, "template_ext", ()) or ())
     seen = {id(task)}
     for field in _as_field_names(getattr(task, "template_fields", ())):
@@ -321,11 +350,12 @@ def render_template_fields(
         if not current:
             continue
         try:
-            rendered = _render(current, context, env, template_ext, seen)
+            rendered = _render(current, context, source, template_ext, seen)
         except _PASS_THROUGH:
             raise
         except Exception as exc:
-            raise TemplateError(_describe(exc, env), task_id=task_id, field=field) from exc
+            built = source.built if isinstance(source, _LazyEnv) else source
+            raise TemplateError(_describe(exc, built), task_id=task_id, field=field) from exc
         setattr(task, field, rendered)
 
 
@@ -334,3 +364,77 @@ def render_template_string(
 ) -> Any:
     """Render one template string (with a default environment unless ``env`` is given)."""
     return render_value(source, context, env if env is not None else create_template_env())
+
+
+# -- preparing ahead ---------------------------------------------------------------------------
+
+
+def _collect_sources(
+    value: Any, template_ext: tuple[str, ...], out: list[str], seen: set[int], depth: int
+) -> None:
+    if depth > 20:
+        return
+    if isinstance(value, str):
+        if (template_ext and value.endswith(template_ext)) or any(m in value for m in _MARKERS):
+            out.append(value)
+        return
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _collect_sources(item, template_ext, out, seen, depth + 1)
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            _collect_sources(item, template_ext, out, seen, depth + 1)
+        return
+    if value is None or isinstance(value, (int, float, Param, type)):
+        return
+    if callable(_class_attr(value, "resolve")):
+        return  # an XCom reference: data, never rendered
+    nested_fields = _class_attr(value, "template_fields")
+    if nested_fields is not None and id(value) not in seen:
+        seen.add(id(value))
+        nested_ext = _class_attr(value, "template_ext")
+        ext = tuple(nested_ext) if nested_ext is not None else template_ext
+        for name in _as_field_names(nested_fields):
+            _collect_sources(getattr(value, name, None), ext, out, seen, depth + 1)
+
+
+def template_sources(task: Any) -> list[str]:
+    """The strings among ``task``'s templated fields that rendering hands to Jinja: inline
+    templates (with ``{{``, ``{%`` or ``{#``) and template file names (ending in one of its
+    ``template_ext``).
+
+    For a mapped task, every literal in its ``partial`` and ``expand`` arguments is looked at
+    (upstream results are data and never rendered). An empty list means rendering this task
+    never needs an environment (nor jinja2), unless its ``execute`` renders on its own.
+    """
+    template_ext = tuple(getattr(task, "template_ext", ()) or ())
+    out: list[str] = []
+    seen = {id(task)}
+    partial_kwargs = getattr(task, "partial_kwargs", None)
+    if isinstance(partial_kwargs, dict):  # a mapped task
+        _collect_sources(partial_kwargs, template_ext, out, seen, 0)
+        expand_input = getattr(task, "expand_input", None)
+        _collect_sources(getattr(expand_input, "value", None), template_ext, out, seen, 0)
+        return out
+    for name in _as_field_names(getattr(task, "template_fields", ())):
+        _collect_sources(getattr(task, name, None), template_ext, out, seen, 0)
+    return out
+
+
+def precompile(
+    env: jinja2.Environment, sources: Iterable[str], template_ext: Sequence[str]
+) -> None:
+    """Compile ``sources`` (see :func:`template_sources`) into ``env``'s caches, so that
+    rendering them later only runs them. A source that does not compile (or a template file
+    that is missing) is skipped: rendering reports it when the task runs."""
+    ext = tuple(template_ext)
+    compile_string = getattr(env, "compile_string", None)
+    for source in sources:
+        try:
+            if ext and source.endswith(ext):
+                env.get_template(source)
+            elif compile_string is not None:
+                compile_string(source)
+        except Exception:
+            continue
