@@ -340,3 +340,32 @@ def test_a_scheduler_killed_mid_run_is_replaced_and_no_try_runs_twice(home: Home
         if (run, task_id, number) not in ended:
             state, try_number, _ = home.ti("steady", run, task_id)
             assert state == "success" and try_number > int(number), (run, task_id, number)
+
+
+GRACEFUL_DAG = """
+def slow(ti=None):
+    note("graceful", f"start {ti.try_number}")
+    time.sleep(2)
+    note("graceful", f"end {ti.try_number}")
+
+
+with DAG("graceful", schedule=None, start_date=datetime(2024, 1, 1)):
+    task(slow, task_id="slow", retries=0)()
+"""
+
+
+def test_a_scheduler_asked_to_stop_lets_the_running_try_finish(home: Home) -> None:
+    # given a scheduler running a try that takes two seconds
+    home.write_dag("graceful", GRACEFUL_DAG)
+    home.cli("db", "migrate")
+    home.cli("dags", "reserialize")
+    home.cli("dags", "unpause", "graceful")
+    scheduler = home.start_scheduler("scheduler")
+    run_id = home.cli("dags", "trigger", "graceful")
+    wait_for("the try to start", lambda: home.lines("graceful") == ["start 1"])
+    # when the scheduler gets SIGTERM meanwhile
+    code = stop_gracefully(scheduler)
+    # expect it to wait for the try, which ends in success (not lost, not failed)
+    assert code == 0, home.scheduler_log("scheduler")
+    assert home.lines("graceful") == ["start 1", "end 1"]
+    assert home.ti("graceful", run_id, "slow")[:2] == ("success", 1)

@@ -50,6 +50,9 @@ class DataContract:
         with db.session() as s:
             assert db_xcom.get_xcom(s, "etl", "r1", "a", "return_value") == value
             assert db_xcom.get_xcom_map_indexes(s, "etl", "r1", "m", "return_value") == [0, 2]
+            # every instance's value in one read, by map index
+            assert db_xcom.get_xcom_values(s, "etl", "r1", "m", "return_value") == {0: 0, 2: 2}
+            assert db_xcom.get_xcom_values(s, "etl", "r1", "a", "return_value") == {-1: value}
             with pytest.raises(KeyError, match="other"):
                 db_xcom.get_xcom(s, "etl", "r1", "a", "other")
             rows = db_xcom.list_xcoms(s, "etl", "r1")
@@ -327,6 +330,20 @@ class DataContract:
         with db.session() as s:  # committed, visible to another session
             ti = tis.get_ti(s, ti_id)
             assert (ti.state, ti.pid, ti.hostname, ti.start_date) == (T.RUNNING, 7, "h", NOW)
+        # several handshakes in one transaction: each answered on its own
+        b_id = ti_id_of(db, "b")
+        with db.session() as s:
+            transition_task(s, b_id, T.CREATED, T.SCHEDULED, now=NOW, try_number=1)
+            transition_task(s, b_id, T.SCHEDULED, T.QUEUED, now=NOW)
+        batch = [
+            (b_id, Key("etl", "r1", "b", try_number=2), 8, "h"),
+            (ti_id, Key("etl", "r1", "a"), 8, "h"),
+            (b_id, Key("etl", "r1", "b"), 9, "h2"),
+        ]
+        assert service.start_tasks(batch, now=NOW) == [False, False, True]
+        with db.session() as s:
+            b = tis.get_ti(s, b_id)
+            assert (b.state, b.pid, b.hostname) == (T.RUNNING, 9, "h2")
         with pytest.raises(KeyError):
             service.get_xcom("etl", "r1", "a", "stale", -1)  # the old try's XCom is gone
         service.set_xcom("etl", "r1", "a", "return_value", -1, {"rows": 3})
@@ -336,6 +353,7 @@ class DataContract:
             task_map = tis.get_task_map(s, "etl", "r1", "b")
             assert task_map is not None and task_map.length == 2
         assert service.get_xcom_map_indexes("etl", "r1", "a", "return_value") == [-1]
+        assert service.get_xcom_values("etl", "r1", "b", "return_value") == {-1: [10, 20]}
         with pytest.raises(XComError):
             service.set_xcom("etl", "r1", "a", "big", -1, "x" * 200)
         assert service.get_variable("v") == "value"

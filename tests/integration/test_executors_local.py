@@ -448,6 +448,65 @@ def test_a_refused_start_never_runs_the_task_body(
     assert marker.read_text() == "ran"
 
 
+class BatchingData(FakeData):
+    """FakeData that answers start handshakes in batches, recording their sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+        self.alone = 0
+
+    def start_task(
+        self, ti_id: str, key: TaskInstanceKey, *, pid: int, hostname: str, now: datetime
+    ) -> bool:
+        self.alone += 1
+        return super().start_task(ti_id, key, pid=pid, hostname=hostname, now=now)
+
+    def start_tasks(self, requests: list[Any], *, now: datetime) -> list[bool]:
+        self.batches.append(len(requests))
+        return [
+            super(BatchingData, self).start_task(ti_id, key, pid=pid, hostname=host, now=now)
+            for ti_id, key, pid, host in requests
+        ]
+
+
+def test_start_handshakes_arriving_together_are_answered_in_one_batch(
+    tmp_path: Path, make_executor: Callable[..., LocalExecutor]
+) -> None:
+    # given a data service that can start several tries at once, one try it refuses, and
+    # eight quick tries submitted together to four workers
+    data = BatchingData()
+    marker = tmp_path / "refused_ran.txt"
+    dag_file = write_dag(
+        tmp_path,
+        "many.py",
+        f"""
+        with DAG("many", schedule=None, start_date=datetime(2024, 1, 1)):
+            @task
+            def quick(ti=None):
+                if ti.run_id == "r_refused":
+                    open({str(marker)!r}, "w").write("ran")
+                return ti.run_id
+            quick()
+        """,
+    )
+    executor = make_executor(parallelism=4, data=data, spare_processes=0)
+    items = [workload(dag_file, "many", "quick", run_id=f"r{i}") for i in range(7)]
+    refused = workload(dag_file, "many", "quick", run_id="r_refused")
+    data.refuse.add(refused.key)
+    # when they run
+    done = run_to_end(executor, items)
+    executor.submit([refused])
+    wait_for(executor, lambda ev: executor.slots_available() == 4 and not executor._tries)
+    # expect every allowed try to succeed, the refused one never to run, and each of the
+    # eight handshakes answered exactly once (alone, or in a batch of those that came together)
+    assert {e.state for e in done.values()} == {TaskState.SUCCESS}
+    assert not marker.exists()
+    assert sum(data.batches) + data.alone == 8
+    assert all(size >= 2 for size in data.batches)
+    assert len(data.started) == 7
+
+
 def test_each_try_writes_its_own_log_with_secrets_masked(
     tmp_path: Path, make_executor: Callable[..., LocalExecutor]
 ) -> None:

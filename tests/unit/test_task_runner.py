@@ -372,6 +372,47 @@ def test_xcom_pull_lists_keep_order_and_fill_gaps_with_default(pull_client) -> N
     assert ti.xcom_pull(task_ids=["plain"], map_indexes=-1) == ["P"]
 
 
+class _CountingClient:
+    """A client over an in-memory one that counts requests (round trips over a socket)."""
+
+    def __init__(self, *, bulk: bool) -> None:
+        self.inner = InMemoryTaskClient()
+        self.reads = 0
+        if bulk:
+            self.get_xcom_values = self._values
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        if name == "get_xcom_values":
+            raise AttributeError(name)  # a client without the bulk read
+        return getattr(self.inner, name)
+
+    def get_xcom(self, *args):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return self.inner.get_xcom(*args)
+
+    def get_xcom_map_indexes(self, *args):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return self.inner.get_xcom_map_indexes(*args)
+
+    def _values(self, *args):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return self.inner.get_xcom_values(*args)
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_xcom_pull_of_a_mapped_task_reads_every_value_at_once_when_it_can(bulk: bool) -> None:
+    # given 50 mapped instances' values, and a client with or without the bulk read
+    client = _CountingClient(bulk=bulk)
+    for i in range(50):
+        client.set_xcom("d", "r", "mapped", "return_value", i, i * 10)
+    client.reads = 0
+    # when a reduce pulls them all
+    values = _ti(client).xcom_pull(task_ids="mapped")
+    # expect them in map-index order, read in one request (else one per instance and a list)
+    assert values == [i * 10 for i in range(50)]
+    assert client.reads == (1 if bulk else 51)
+
+
 def test_xcom_pull_without_task_ids_reads_own_value_at_own_index(pull_client) -> None:
     assert _ti(pull_client).xcom_pull(key="mine") == "own"
     assert _ti(pull_client, map_index=1).xcom_pull(key="mine") == "own1"

@@ -52,6 +52,7 @@ def scheduler(state: CliState, parallelism: int | None) -> None:
         log_folder=log_folder,
         dags_folder=state.effective_dags_folder(),
         dag_import_timeout=float(settings.core.dag_file_processor_timeout),
+        stop_grace=float(settings.scheduler.task_stop_grace),
     )
     job = Scheduler(
         database.session_factory,

@@ -13,7 +13,7 @@ the database directly::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -82,29 +82,45 @@ class DbTaskDataService:
         Also deletes XComs a previous try of the instance left. False means "do not run": the
         instance was cleared, already started, or is at another try.
         """
+        return self.start_tasks([(ti_id, key, pid, hostname)], now=now)[0]
+
+    def start_tasks(
+        self, requests: Sequence[tuple[str, TaskKeyLike, int, str]], *, now: datetime
+    ) -> list[bool]:
+        """:meth:`start_task` for several tries ``(ti_id, key, pid, hostname)`` in one
+        transaction; each answer says whether that try may run."""
         with session_scope(self._factory) as session:
-            won = transition_task(
-                session,
-                ti_id,
-                TaskState.QUEUED,
-                TaskState.RUNNING,
-                now=now,
-                where={
-                    "dag_id": key.dag_id,
-                    "run_id": key.run_id,
-                    "task_id": key.task_id,
-                    "map_index": key.map_index,
-                    "try_number": key.try_number,
-                },
-                start_date=now,
-                end_date=None,
-                pid=pid,
-                hostname=hostname,
+            return [
+                self._start_one(session, ti_id, key, pid=pid, hostname=hostname, now=now)
+                for ti_id, key, pid, hostname in requests
+            ]
+
+    @staticmethod
+    def _start_one(
+        session: Session, ti_id: str, key: TaskKeyLike, *, pid: int, hostname: str, now: datetime
+    ) -> bool:
+        won = transition_task(
+            session,
+            ti_id,
+            TaskState.QUEUED,
+            TaskState.RUNNING,
+            now=now,
+            where={
+                "dag_id": key.dag_id,
+                "run_id": key.run_id,
+                "task_id": key.task_id,
+                "map_index": key.map_index,
+                "try_number": key.try_number,
+            },
+            start_date=now,
+            end_date=None,
+            pid=pid,
+            hostname=hostname,
+        )
+        if won:
+            db_xcom.delete_xcoms(
+                session, key.dag_id, key.run_id, task_id=key.task_id, map_index=key.map_index
             )
-            if won:
-                db_xcom.delete_xcoms(
-                    session, key.dag_id, key.run_id, task_id=key.task_id, map_index=key.map_index
-                )
         return won
 
     def get_xcom(self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int) -> Any:
@@ -116,6 +132,11 @@ class DbTaskDataService:
         """The map indexes (ascending) with a value under ``key``."""
         with session_scope(self._factory) as session:
             return db_xcom.get_xcom_map_indexes(session, dag_id, run_id, task_id, key)
+
+    def get_xcom_values(self, dag_id: str, run_id: str, task_id: str, key: str) -> dict[int, Any]:
+        """Every map index's value under ``key`` (ascending), read at once."""
+        with session_scope(self._factory) as session:
+            return db_xcom.get_xcom_values(session, dag_id, run_id, task_id, key)
 
     def set_xcom(
         self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int, value: Any

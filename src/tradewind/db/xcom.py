@@ -22,6 +22,7 @@ __all__ = [
     "delete_xcoms",
     "get_xcom",
     "get_xcom_map_indexes",
+    "get_xcom_values",
     "list_xcoms",
     "set_xcom",
     "set_xcom_text",
@@ -121,6 +122,19 @@ def get_xcom_map_indexes(
         .order_by(XCom.map_index)
     )
     return [int(i) for i in session.scalars(statement)]
+
+
+def get_xcom_values(
+    session: Session, dag_id: str, run_id: str, task_id: str, key: str
+) -> dict[int, Any]:
+    """Every map index's decoded value under ``key`` (ascending), in one query: what a task
+    reading all of a mapped upstream's results needs."""
+    statement = (
+        sa.select(XCom.map_index, XCom.value)
+        .where(*_where(dag_id, run_id, task_id, None, key))
+        .order_by(XCom.map_index)
+    )
+    return {int(i): codec.decode(text) for i, text in session.execute(statement)}
 
 
 def list_xcoms(

@@ -41,6 +41,17 @@ def serve_data_request(
                 message["dag_id"], message["run_id"], message["task_id"], message["key"]
             )
         ]
+    if op == "get_xcom_values":
+        # [[map_index, value as XCom JSON], ...]; services without the bulk read answer it
+        # one index at a time here, still in one round trip for the task.
+        ids = (message["dag_id"], message["run_id"], message["task_id"], message["key"])
+        bulk = getattr(data, "get_xcom_values", None)
+        values = (
+            bulk(*ids)
+            if bulk is not None
+            else {i: data.get_xcom(*ids, i) for i in data.get_xcom_map_indexes(*ids)}
+        )
+        return [[int(i), xcom.encode(v, max_size=None)] for i, v in sorted(values.items())]
     if op == "set_xcom":
         key = workload.key
         target = (message["dag_id"], message["run_id"], message["task_id"])

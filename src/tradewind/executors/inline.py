@@ -78,6 +78,14 @@ class _DirectChannel:
     def get_xcom_map_indexes(self, dag_id: str, run_id: str, task_id: str, key: str) -> list[int]:
         return list(self._executor.data.get_xcom_map_indexes(dag_id, run_id, task_id, key))
 
+    def get_xcom_values(self, dag_id: str, run_id: str, task_id: str, key: str) -> dict[int, Any]:
+        data = self._executor.data
+        bulk = getattr(data, "get_xcom_values", None)
+        if bulk is not None:
+            return dict(bulk(dag_id, run_id, task_id, key))
+        indexes = data.get_xcom_map_indexes(dag_id, run_id, task_id, key)
+        return {i: data.get_xcom(dag_id, run_id, task_id, key, i) for i in indexes}
+
     def set_xcom(
         self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int, value: Any
     ) -> None:

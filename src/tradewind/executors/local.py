@@ -189,6 +189,7 @@ class LocalExecutor(BaseExecutor):
         self.stop_grace = stop_grace
         #: Tries :meth:`end` handed back without starting them (no event comes for those).
         self.handed_back: list[ExecuteTask] = []
+        self._pending_starts: list[tuple[_Try, dict[str, Any]]] = []
         self.hostname = socket.gethostname()
         self.stats = _Stats()
         # Spares are prepared only while at most this many tries run (see _spare_pays_off).
@@ -264,8 +265,7 @@ class LocalExecutor(BaseExecutor):
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             remaining = 0.0 if self._events else max(0.0, deadline - time.monotonic())
-            for key, mask in self._selector.select(remaining):
-                self._handle(key, mask)
+            self._handle_all(self._selector.select(remaining))
             self._reap()
             self._dispatch()
             self._cull_idle_workers()
@@ -320,8 +320,7 @@ class LocalExecutor(BaseExecutor):
                 self._send(worker, {"op": "stop", "grace": grace})
         deadline = time.monotonic() + timeout
         while any(w.alive for w in self._workers) and time.monotonic() < deadline:
-            for key, mask in self._selector.select(max(0.0, deadline - time.monotonic())):
-                self._handle(key, mask)
+            self._handle_all(self._selector.select(max(0.0, deadline - time.monotonic())))
         for worker in list(self._workers):
             if worker.alive and worker.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
@@ -337,8 +336,7 @@ class LocalExecutor(BaseExecutor):
         deadline = time.monotonic() + max(0.0, grace)
         try:
             while self._running_tries() and time.monotonic() < deadline:
-                for key, mask in self._selector.select(max(0.0, deadline - time.monotonic())):
-                    self._handle(key, mask)
+                self._handle_all(self._selector.select(max(0.0, deadline - time.monotonic())))
                 self._reap()
         except KeyboardInterrupt:
             log.warning("asked again to stop: stopping the running tries now")
@@ -574,25 +572,81 @@ class LocalExecutor(BaseExecutor):
         return busy <= self._spare_cpu_limit
 
     # -- serving a try ---------------------------------------------------------------------------
+    def _handle_all(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+        """Handle what the selector found ready, then answer the start handshakes that came
+        in meanwhile together (one transaction for all of them)."""
+        for key, mask in ready:
+            self._handle(key, mask)
+        if self._pending_starts:
+            self._serve_starts()
+
+    def _serve_starts(self) -> None:
+        pending, self._pending_starts = self._pending_starts, []
+        items = [(item, message) for item, message in pending if not item.finished]
+        start_many = getattr(self.data, "start_tasks", None)
+        if start_many is None or len(items) < 2 or self._stopping:
+            for item, message in items:
+                self._answer_start(item, message, None)
+            return
+        from tradewind.sdk.timezone import utcnow
+
+        now = utcnow()
+        requests = []
+        for item, message in items:
+            hostname = str(message.get("hostname") or self.hostname)
+            requests.append((item.workload.ti_id, item.workload.key, int(message["pid"]), hostname))
+        try:
+            won = list(start_many(requests, now=now))
+        except Exception as exc:
+            for item, message in items:
+                self._answer_start(item, message, exc)
+            return
+        for (item, message), ok in zip(items, won, strict=True):
+            self._answer_start(item, message, None, decided=(ok, now))
+
+    def _answer_start(
+        self,
+        item: _Try,
+        message: dict[str, Any],
+        error: BaseException | None,
+        decided: tuple[bool, datetime] | None = None,
+    ) -> None:
+        reply: dict[str, Any] = {"id": message.get("id"), "ok": True, "value": None}
+        try:
+            if error is not None:
+                raise error
+            reply["value"] = self._start_try(item, message, decided)
+        except Exception as exc:
+            item.lost_reason = f"the start handshake failed: {type(exc).__name__}: {exc}"
+            reply = {"id": message.get("id"), "ok": False, **error_fields(exc)}
+        if item.channel is not None:
+            item.channel.send(reply)
+            self._watch_write(item.channel, item)
+
     def _on_request(self, item: _Try, message: dict[str, Any]) -> None:
         self.stats.requests += 1
         op = message.get("op")
+        if op == "start_task":
+            # Answered with the other handshakes of this round (see _handle_all).
+            self._pending_starts.append((item, message))
+            return
         reply: dict[str, Any] = {"id": message.get("id"), "ok": True, "value": None}
         try:
-            if op == "start_task":
-                reply["value"] = self._start_try(item, message)
-            elif not item.started:
+            if not item.started:
                 raise TradewindError(f"request {op!r} before the start handshake succeeded")
-            else:
-                reply["value"] = serve_data_request(self.data, item.workload, message)
+            reply["value"] = serve_data_request(self.data, item.workload, message)
         except Exception as exc:
-            if op == "start_task":
-                item.lost_reason = f"the start handshake failed: {type(exc).__name__}: {exc}"
             reply = {"id": message.get("id"), "ok": False, **error_fields(exc)}
         if item.channel is not None:
             item.channel.send(reply)
 
-    def _start_try(self, item: _Try, message: dict[str, Any]) -> str | None:
+    def _start_try(
+        self,
+        item: _Try,
+        message: dict[str, Any],
+        decided: tuple[bool, datetime] | None = None,
+    ) -> str | None:
+        """The start handshake of one try; ``decided`` is the outcome of a batched one."""
         from tradewind.sdk.timezone import utcnow
 
         if item.started or item.refused:
@@ -603,12 +657,16 @@ class LocalExecutor(BaseExecutor):
             item.refused = True
             self.handed_back.append(workload)
             return None
-        now = utcnow()
         pid = int(message["pid"])
         hostname = str(message.get("hostname") or self.hostname)
-        if not self.data.start_task(
-            workload.ti_id, workload.key, pid=pid, hostname=hostname, now=now
-        ):
+        if decided is not None:
+            won, now = decided
+        else:
+            now = utcnow()
+            won = self.data.start_task(
+                workload.ti_id, workload.key, pid=pid, hostname=hostname, now=now
+            )
+        if not won:
             item.refused = True
             return None
         item.started, item.start_date, item.pid = True, now, pid

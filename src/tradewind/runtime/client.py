@@ -97,6 +97,11 @@ class InMemoryTaskClient:
         with self._lock:
             return sorted(k[4] for k in self._xcoms if k[:4] == (dag_id, run_id, task_id, key))
 
+    def get_xcom_values(self, dag_id: str, run_id: str, task_id: str, key: str) -> dict[int, Any]:
+        """Every map index's value under ``key`` (ascending)."""
+        indexes = self.get_xcom_map_indexes(dag_id, run_id, task_id, key)
+        return {i: self.get_xcom(dag_id, run_id, task_id, key, i) for i in indexes}
+
     def set_xcom(
         self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int, value: Any
     ) -> None:

@@ -33,7 +33,8 @@ XCom pushes made after the task's own work (its return value, and what its callb
 travel inside the outcome message (see :meth:`PipeChannel.hold_xcom_pushes`); the executor
 stores them before it reports the try finished.
 
-Operations: ``start_task``, ``get_xcom``, ``get_xcom_map_indexes``, ``set_xcom`` (value as
+Operations: ``start_task``, ``get_xcom``, ``get_xcom_map_indexes``, ``get_xcom_values``
+(every map index's value at once, as ``[[index, XCom JSON], ...]``), ``set_xcom`` (value as
 XCom JSON text), ``get_variable``, ``get_connection`` (value: the connection's fields).
 Error kinds: ``KeyError``, ``VariableNotFound``, ``ConnectionNotFound``, ``XComError``,
 ``Error`` (anything else, raised as :class:`~tradewind.errors.TradewindError`).
@@ -374,6 +375,13 @@ class PipeChannel:
             "get_xcom_map_indexes", dag_id=dag_id, run_id=run_id, task_id=task_id, key=key
         )
         return [int(i) for i in value]
+
+    def get_xcom_values(self, dag_id: str, run_id: str, task_id: str, key: str) -> dict[int, Any]:
+        """Every map index's value under ``key`` (ascending), in one round trip."""
+        pairs = self.request(
+            "get_xcom_values", dag_id=dag_id, run_id=run_id, task_id=task_id, key=key
+        )
+        return {int(i): xcom.decode(text) for i, text in pairs}
 
     def set_xcom(
         self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int, value: Any

@@ -256,6 +256,17 @@ class RuntimeTaskInstance:
         *,
         scalar_if_unmapped: bool,
     ) -> Any:
+        bulk = getattr(self._client, "get_xcom_values", None)
+        if bulk is not None:
+            # One round trip for every instance's value (a reduce over thousands of them).
+            values: dict[int, Any] = bulk(dag_id, run_id, task_id, key)
+            if not values:
+                return None if scalar_if_unmapped else [default]
+            mapped_values = [v for i, v in values.items() if i >= 0]
+            if not mapped_values:
+                value = values.get(-1)
+                return value if scalar_if_unmapped else [value]
+            return mapped_values
         indexes = self._client.get_xcom_map_indexes(dag_id, run_id, task_id, key)
         mapped = [i for i in indexes if i >= 0]
         if not indexes:

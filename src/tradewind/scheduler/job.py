@@ -170,11 +170,22 @@ class Scheduler(TryHandling):
         self._probe = self._make_probe()
 
     def stop(self) -> None:
-        """Stop the executor (running tries are reported lost) and end the job."""
+        """Stop the executor (it lets running tries finish for a grace period, then stops them:
+        those are reported lost) and end the job."""
         self.executor.end()
         for event in self.executor.process_io(0):
             with session_scope(self._sf) as s:
                 self._apply_events(s, [event], self.clock())
+        handed_back = list(getattr(self.executor, "handed_back", ()))
+        if handed_back:
+            # Tries that never started go back to scheduled under the same try number, for
+            # whichever scheduler runs next.
+            with session_scope(self._sf) as s:
+                for workload in handed_back:
+                    transition_task(
+                        s, workload.ti_id, TaskState.QUEUED, TaskState.SCHEDULED,
+                        now=self.clock(), where={"try_number": workload.key.try_number},
+                    )  # fmt: skip
         if self.job_id is not None:
             with session_scope(self._sf) as s:
                 db_jobs.end_job(s, self.job_id, now=self.clock())
