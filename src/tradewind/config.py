@@ -260,9 +260,7 @@ class SchedulerSettings(_Section):
     )
     """Seconds without a heartbeat after which a scheduler counts as dead, and another one
     takes over its running DAG runs."""
-    task_stop_grace: Int = Field(
-        20, ge=0, json_schema_extra=_allowed(f"{_NON_NEGATIVE} (seconds)")
-    )
+    task_stop_grace: Int = Field(20, ge=0, json_schema_extra=_allowed(f"{_NON_NEGATIVE} (seconds)"))
     """When the scheduler is asked to stop, seconds it lets running tries finish before it
     stops them (tries that have not started are handed back at once). Keep it, plus the 5 s
     kill grace, under ``scheduler_health_check_threshold``."""
