@@ -30,6 +30,7 @@ from tradewind.errors import (
     XComError,
 )
 from tradewind.sdk.connection import Connection
+from tradewind.serialization import xcom as codec
 from tradewind.state import RunState
 
 
@@ -53,6 +54,9 @@ class DataContract:
             # every instance's value in one read, by map index
             assert db_xcom.get_xcom_values(s, "etl", "r1", "m", "return_value") == {0: 0, 2: 2}
             assert db_xcom.get_xcom_values(s, "etl", "r1", "a", "return_value") == {-1: value}
+            texts = db_xcom.get_xcom_texts(s, "etl", "r1", "m", "return_value")
+            assert {i: codec.decode(t) for i, t in texts.items()} == {0: 0, 2: 2}
+            assert list(db_xcom.get_xcom_texts(s, "etl", "r1", "m", "return_value", 2)) == [2]
             with pytest.raises(KeyError, match="other"):
                 db_xcom.get_xcom(s, "etl", "r1", "a", "other")
             rows = db_xcom.list_xcoms(s, "etl", "r1")

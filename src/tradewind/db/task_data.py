@@ -133,6 +133,13 @@ class DbTaskDataService:
         with session_scope(self._factory) as session:
             return db_xcom.get_xcom_map_indexes(session, dag_id, run_id, task_id, key)
 
+    def get_xcom_texts(
+        self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int | None = None
+    ) -> dict[int, str]:
+        """Stored XCom JSON text by map index (see :func:`tradewind.db.xcom.get_xcom_texts`)."""
+        with session_scope(self._factory) as session:
+            return db_xcom.get_xcom_texts(session, dag_id, run_id, task_id, key, map_index)
+
     def get_xcom_values(self, dag_id: str, run_id: str, task_id: str, key: str) -> dict[int, Any]:
         """Every map index's value under ``key`` (ascending), read at once."""
         with session_scope(self._factory) as session:

@@ -22,6 +22,7 @@ __all__ = [
     "delete_xcoms",
     "get_xcom",
     "get_xcom_map_indexes",
+    "get_xcom_texts",
     "get_xcom_values",
     "list_xcoms",
     "set_xcom",
@@ -122,6 +123,24 @@ def get_xcom_map_indexes(
         .order_by(XCom.map_index)
     )
     return [int(i) for i in session.scalars(statement)]
+
+
+def get_xcom_texts(
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    key: str,
+    map_index: int | None = None,
+) -> dict[int, str]:
+    """The stored JSON text by map index (all of them, or only ``map_index``), undecoded:
+    for passing values on to a task process without decoding and encoding them again."""
+    statement = (
+        sa.select(XCom.map_index, XCom.value)
+        .where(*_where(dag_id, run_id, task_id, map_index, key))
+        .order_by(XCom.map_index)
+    )
+    return {int(i): text for i, text in session.execute(statement)}
 
 
 def get_xcom_values(

@@ -25,6 +25,16 @@ def serve_data_request(
     from tradewind.serialization import xcom
 
     op = message.get("op")
+    texts = getattr(data, "get_xcom_texts", None)
+    if texts is not None and op in ("get_xcom", "get_xcom_values"):
+        # Stored text passes through as it is: no decoding and encoding again here.
+        ids = (message["dag_id"], message["run_id"], message["task_id"], message["key"])
+        if op == "get_xcom_values":
+            return [[i, text] for i, text in texts(*ids).items()]
+        found = texts(*ids, int(message["map_index"]))
+        if not found:
+            raise KeyError(f"no XCom {message['key']!r} for task {message['task_id']!r}")
+        return next(iter(found.values()))
     if op == "get_xcom":
         value = data.get_xcom(
             message["dag_id"],
