@@ -206,75 +206,19 @@ class RuntimeTaskInstance:
         ``return_value``. ``include_prior_dates`` is accepted for compatibility but only this
         run is read.
         """
-        dag_id = dag_id or self.dag_id
-        run_id = run_id or self.run_id
-        key = key or XCOM_RETURN_KEY
-        single_task = task_ids is None or isinstance(task_ids, str)
-        if task_ids is None:
-            ids = [self.task_id]
-            if map_indexes is NOTSET or map_indexes is None:
-                map_indexes = self.map_index
-        elif isinstance(task_ids, str):
-            ids = [task_ids]
-        else:
-            ids = list(task_ids)
+        from tradewind.sdk.xcom_pull import pull
 
-        if isinstance(map_indexes, ArgNotSet) or map_indexes is None:
-            if single_task:
-                return self._all_indexes(dag_id, run_id, ids[0], key, None, scalar_if_unmapped=True)
-            out: list[Any] = []
-            for tid in ids:
-                found = self._all_indexes(
-                    dag_id, run_id, tid, key, default, scalar_if_unmapped=False
-                )
-                out.extend(found)
-            return out
-
-        single_index = isinstance(map_indexes, int)
-        indexes = [map_indexes] if isinstance(map_indexes, int) else list(map_indexes)
-        values = [self._one(dag_id, run_id, tid, key, i, default) for tid in ids for i in indexes]
-        if single_task and single_index:
-            return values[0]
-        return values
-
-    def _one(
-        self, dag_id: str, run_id: str, task_id: str, key: str, index: int, default: Any
-    ) -> Any:
-        try:
-            value = self._client.get_xcom(dag_id, run_id, task_id, key, index)
-        except KeyError:
-            return default
-        return default if value is None else value
-
-    def _all_indexes(
-        self,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        key: str,
-        default: Any,
-        *,
-        scalar_if_unmapped: bool,
-    ) -> Any:
-        bulk = getattr(self._client, "get_xcom_values", None)
-        if bulk is not None:
-            # One round trip for every instance's value (a reduce over thousands of them).
-            values: dict[int, Any] = bulk(dag_id, run_id, task_id, key)
-            if not values:
-                return None if scalar_if_unmapped else [default]
-            mapped_values = [v for i, v in values.items() if i >= 0]
-            if not mapped_values:
-                value = values.get(-1)
-                return value if scalar_if_unmapped else [value]
-            return mapped_values
-        indexes = self._client.get_xcom_map_indexes(dag_id, run_id, task_id, key)
-        mapped = [i for i in indexes if i >= 0]
-        if not indexes:
-            return None if scalar_if_unmapped else [default]
-        if not mapped:
-            value = self._one(dag_id, run_id, task_id, key, -1, None)
-            return value if scalar_if_unmapped else [value]
-        return [self._one(dag_id, run_id, task_id, key, i, None) for i in mapped]
+        return pull(
+            self._client,
+            dag_id=dag_id or self.dag_id,
+            run_id=run_id or self.run_id,
+            own_task_id=self.task_id,
+            own_map_index=self.map_index,
+            task_ids=task_ids,
+            key=key,
+            map_indexes=map_indexes,
+            default=default,
+        )
 
     # -- skipping --------------------------------------------------------------------------
     def skip_downstream(self, task_ids: str | Iterable[str]) -> None:

@@ -140,44 +140,19 @@ class CallbackTaskInstance:
         Raises :class:`~tradewind.errors.TradewindError` when the callback process has no
         database to read from.
         """
-        reader = self._reader()
-        dag_id = dag_id or self.dag_id
-        run_id = run_id or self.run_id
-        key = key or XCOM_RETURN_KEY
-        single_task = task_ids is None or isinstance(task_ids, str)
-        if task_ids is None:
-            ids = [self.task_id]
-            if map_indexes is NOTSET or map_indexes is None:
-                map_indexes = self.map_index
-        else:
-            ids = [task_ids] if isinstance(task_ids, str) else list(task_ids)
+        from tradewind.sdk.xcom_pull import pull
 
-        def one(task_id: str, index: int, fallback: Any) -> Any:
-            try:
-                value = reader.get_xcom(dag_id, run_id, task_id, key, index)
-            except KeyError:
-                return fallback
-            return fallback if value is None else value
-
-        if isinstance(map_indexes, ArgNotSet) or map_indexes is None:
-            found: list[Any] = []
-            for tid in ids:
-                indexes = reader.get_xcom_map_indexes(dag_id, run_id, tid, key)
-                mapped = [i for i in indexes if i >= 0]
-                if single_task:
-                    if not indexes:
-                        return None
-                    return [one(tid, i, None) for i in mapped] if mapped else one(tid, -1, None)
-                if not indexes:
-                    found.append(default)
-                elif not mapped:
-                    found.append(one(tid, -1, None))
-                else:
-                    found.extend(one(tid, i, None) for i in mapped)
-            return found
-        wanted = [map_indexes] if isinstance(map_indexes, int) else list(map_indexes)
-        values = [one(tid, i, default) for tid in ids for i in wanted]
-        return values[0] if single_task and isinstance(map_indexes, int) else values
+        return pull(
+            self._reader(),
+            dag_id=dag_id or self.dag_id,
+            run_id=run_id or self.run_id,
+            own_task_id=self.task_id,
+            own_map_index=self.map_index,
+            task_ids=task_ids,
+            key=key,
+            map_indexes=map_indexes,
+            default=default,
+        )
 
     def _reader(self) -> XComReader:
         if self._xcom is None:

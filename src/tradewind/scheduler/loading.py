@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tradewind.serialization import SerializedDAG
 
 __all__ = [
+    "admission_blocker",
     "decide_ti",
     "first_of_backfill",
     "instance_counts",
@@ -153,6 +154,57 @@ def previous_run(s: Session, run: DagRun, task: Any) -> d.PreviousRun | None:
         logical_date=prev.logical_date,
         tis=tuple(snapshot(t) for t in tis),
     )
+
+
+def admission_blocker(
+    s: Session,
+    view: SerializedDAG,
+    run: DagRun,
+    ti: TaskInstance,
+    *,
+    parallelism: int,
+    max_active_tasks_per_dag: int,
+) -> d.Blocker | None:
+    """Why admission holds scheduled instance ``ti`` now (pools, parallelism, concurrency
+    limits), asked of the scheduler's own admission rule with the current counts; None when
+    it would fit. ``tradewind tasks why`` and the API show it."""
+    from tradewind.db import pools as db_pools
+    from tradewind.state import ACTIVE
+
+    pools = {p.pool: p.slots for p in db_pools.list_pools(s)}
+    occupied = db_pools.occupied_slots(s)
+    task = view.task_dict[ti.task_id]
+    active = db_tis.count_tis(s, ["dag_id", "run_id", "task_id"], states=ACTIVE)
+    per_run: dict[tuple[str, str], int] = {}
+    per_dag: dict[tuple[str, str], int] = {}
+    for (dag_id, run_id, task_id), count in active.items():
+        per_run[(dag_id, run_id)] = per_run.get((dag_id, run_id), 0) + count
+        per_dag[(dag_id, task_id)] = per_dag.get((dag_id, task_id), 0) + count
+    candidate = d.Candidate(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        map_index=ti.map_index,
+        priority_weight=ti.priority_weight,
+        logical_date=run.logical_date,
+        pool=ti.pool,
+        pool_slots=ti.pool_slots,
+    )
+    limit_dag = task.max_active_tis_per_dag
+    limit_run = task.max_active_tis_per_dagrun
+    result = d.admit(
+        [candidate],
+        pool_free={name: total - occupied.get(name, 0) for name, total in pools.items()},
+        pool_total=pools,
+        executor_slots=parallelism - sum(active.values()),
+        run_active=per_run,
+        run_limit={(run.dag_id, run.run_id): view.max_active_tasks or max_active_tasks_per_dag},
+        task_active_per_dag=per_dag,
+        task_limit_per_dag={(ti.dag_id, ti.task_id): limit_dag} if limit_dag else None,
+        task_active_per_run=dict(active),
+        task_limit_per_run={(ti.dag_id, ti.task_id): limit_run} if limit_run else None,
+    )
+    return result.held.get(candidate.key)
 
 
 def decide_ti(
