@@ -535,9 +535,9 @@ class Scheduler(TryHandling):
         view = self._view(s, run.dag_version_id)
         tis = self._cache.get(s, run_key, self._downstream_map(view))
         snaps = tis.snaps
-        lengths = (
-            loading.map_lengths(s, run, tis.instance_counts()) if self._has_mapping(view) else {}
-        )
+        # Recorded upstream lengths matter only to mapped placeholders: read them only when
+        # one of those is to be decided.
+        lengths: dict[Any, int] | None = None if self._has_mapping(view) else {}
         run_snap = loading.run_snapshot(s, run)
         decisions: dict[tuple[str, int], d.TaskDecision] = {}
         changed: set[str] = set()
@@ -559,6 +559,8 @@ class Scheduler(TryHandling):
             if task is None:
                 continue
             snap = snaps[key]
+            if lengths is None and key[1] < 0 and d.mapping_source(task) is not None:
+                lengths = loading.map_lengths(s, run, tis.instance_counts())
             counts = None
             if self._counts_suffice(view, task, key[1]):
                 ups: list[d.TISnapshot] = []
@@ -574,7 +576,7 @@ class Scheduler(TryHandling):
                 now=now,
                 run=run_snap,
                 prev_run=prev,
-                upstream_lengths=lengths,
+                upstream_lengths=lengths or {},
                 max_map_length=self.options.max_map_length,
                 upstream_counts=counts,
             )
