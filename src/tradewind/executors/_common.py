@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +12,7 @@ from tradewind.runtime.supervisor import TrySpec
 from tradewind.runtime.task_runner import RunInfo, TaskInstanceInfo, TaskOutcome
 from tradewind.state import TaskState
 
-__all__ = ["event_from_outcome", "event_from_wire", "lost_error", "try_spec_for"]
+__all__ = ["ChildReaper", "event_from_outcome", "event_from_wire", "lost_error", "try_spec_for"]
 
 #: Outcome states a try may report.
 OUTCOME_STATES = frozenset(
@@ -143,3 +145,49 @@ def lost_error(
     if message.get("code") == 0 and message.get("signal") is None:
         return "task process exited without reporting an outcome"
     return f"task process {status}"
+
+
+class ChildReaper:
+    """Waits for exited child processes without ever blocking for long: ``reap_now`` for one
+    whose exit is imminent (its channel just closed), ``later`` for one to collect on the next
+    ``reap``."""
+
+    def __init__(self) -> None:
+        self._pending: list[int] = []
+
+    def reap_now(self, pid: int) -> str | None:
+        """The child's exit status (``"exited with code 1"``), waiting up to ~50 ms; None if
+        it has not exited yet (it is collected later) or is not our child."""
+        from tradewind.executors._worker import describe_exit
+
+        for _ in range(50):
+            try:
+                waited, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return None
+            if waited == pid:
+                if os.WIFSIGNALED(status):
+                    return describe_exit(None, os.WTERMSIG(status))
+                return describe_exit(os.waitstatus_to_exitcode(status), None)
+            time.sleep(0.001)
+        self._pending.append(pid)
+        return None
+
+    def later(self, pid: int) -> None:
+        """Collect this child in a later :meth:`reap`."""
+        self._pending.append(pid)
+
+    def reap(self, wait: float = 0.0) -> None:
+        """Collect the children that have exited, waiting up to ``wait`` seconds for the rest."""
+        deadline = time.monotonic() + wait
+        while self._pending:
+            for pid in list(self._pending):
+                try:
+                    waited, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    waited = pid
+                if waited == pid:
+                    self._pending.remove(pid)
+            if not self._pending or time.monotonic() >= deadline:
+                return
+            time.sleep(0.005)

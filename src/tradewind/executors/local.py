@@ -54,12 +54,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from tradewind.errors import TradewindError
-from tradewind.executors._common import event_from_wire, lost_error
+from tradewind.executors._common import ChildReaper, event_from_wire, lost_error
 from tradewind.executors._forkserver import launch_forkserver
 from tradewind.executors._protocol import Channel
 from tradewind.executors._serving import error_fields, serve_data_request, store_outcome_xcoms
 from tradewind.executors._warmup import PRELOAD_MODULES, warm_up_runtime
-from tradewind.executors._worker import WorkerConfig, describe_exit, spawn_worker
+from tradewind.executors._worker import WorkerConfig, spawn_worker
 from tradewind.executors.base import BaseExecutor, TaskDataService
 from tradewind.executors.workload import EventKind, ExecuteTask, ExecutorEvent, TaskInstanceKey
 
@@ -205,7 +205,7 @@ class LocalExecutor(BaseExecutor):
         self._queue: deque[_Try] = deque()
         self._tries: dict[TaskInstanceKey, _Try] = {}
         self._events: list[ExecutorEvent] = []
-        self._unreaped: list[int] = []
+        self._children = ChildReaper()
         self._no_preload: set[str] = set()
         self._started = False
         self._stopping = False
@@ -266,7 +266,7 @@ class LocalExecutor(BaseExecutor):
         while True:
             remaining = 0.0 if self._events else max(0.0, deadline - time.monotonic())
             self._handle_all(self._selector.select(remaining))
-            self._reap()
+            self._children.reap()
             self._dispatch()
             self._cull_idle_workers()
             if self._events or time.monotonic() >= deadline:
@@ -328,7 +328,7 @@ class LocalExecutor(BaseExecutor):
             self._worker_died(worker, "the executor stopped")
         self._stop_forkserver(timeout=max(1.0, deadline - time.monotonic()))
         self._ended = True
-        self._reap(wait=5.0)
+        self._children.reap(wait=5.0)
         self._close_fds()
 
     def _let_running_tries_finish(self, grace: float) -> None:
@@ -337,7 +337,7 @@ class LocalExecutor(BaseExecutor):
         try:
             while self._running_tries() and time.monotonic() < deadline:
                 self._handle_all(self._selector.select(max(0.0, deadline - time.monotonic())))
-                self._reap()
+                self._children.reap()
         except KeyboardInterrupt:
             log.warning("asked again to stop: stopping the running tries now")
 
@@ -429,7 +429,7 @@ class LocalExecutor(BaseExecutor):
         server.channel.close()
         self._forkserver = None
         if server.process.poll() is None:
-            self._unreaped.append(server.process.pid)  # reaped later, without waiting here
+            self._children.later(server.process.pid)  # reaped later, without waiting here
         if self._forkserver_failures >= _MAX_FORKSERVER_FAILURES:
             log.error(
                 "the fork server keeps failing before it is ready; forking workers from this "
@@ -581,44 +581,76 @@ class LocalExecutor(BaseExecutor):
             self._serve_starts()
 
     def _serve_starts(self) -> None:
-        pending, self._pending_starts = self._pending_starts, []
-        items = [(item, message) for item, message in pending if not item.finished]
-        start_many = getattr(self.data, "start_tasks", None)
-        if start_many is None or len(items) < 2 or self._stopping:
-            for item, message in items:
-                self._answer_start(item, message, None)
-            return
+        """Answer the start handshakes of this round: one data-service call for all of them
+        when the service can start several tries at once (one transaction)."""
         from tradewind.sdk.timezone import utcnow
 
-        now = utcnow()
-        requests = []
-        for item, message in items:
-            hostname = str(message.get("hostname") or self.hostname)
-            requests.append((item.workload.ti_id, item.workload.key, int(message["pid"]), hostname))
-        try:
-            won = list(start_many(requests, now=now))
-        except Exception as exc:
-            for item, message in items:
-                self._answer_start(item, message, exc)
+        pending, self._pending_starts = self._pending_starts, []
+        items: list[tuple[_Try, dict[str, Any]]] = []
+        for item, message in pending:
+            if item.finished:
+                continue
+            if item.started or item.refused:
+                error = TradewindError("the start handshake was already made for this try")
+                self._reply(item, {"id": message.get("id"), "ok": False, **error_fields(error)})
+            elif self._stopping:
+                # Too late to start: handed back untouched (see end()).
+                item.refused = True
+                self.handed_back.append(item.workload)
+                self._reply(item, {"id": message.get("id"), "ok": True, "value": None})
+            else:
+                items.append((item, message))
+        if not items:
             return
-        for (item, message), ok in zip(items, won, strict=True):
-            self._answer_start(item, message, None, decided=(ok, now))
+        now = utcnow()
+        requests = [
+            (item.workload.ti_id, item.workload.key, int(message["pid"]),
+             str(message.get("hostname") or self.hostname))
+            for item, message in items
+        ]  # fmt: skip
+        outcomes: list[bool | Exception]
+        start_many = getattr(self.data, "start_tasks", None)
+        if start_many is not None and len(requests) > 1:
+            try:
+                outcomes = list(start_many(requests, now=now))
+            except Exception as exc:
+                outcomes = [exc] * len(requests)
+        else:
+            outcomes = [self._start_one(request, now) for request in requests]
+        for (item, message), (_, _, pid, hostname), outcome in zip(
+            items, requests, outcomes, strict=True
+        ):
+            if isinstance(outcome, Exception):
+                item.lost_reason = (
+                    f"the start handshake failed: {type(outcome).__name__}: {outcome}"
+                )
+                reply = {"id": message.get("id"), "ok": False, **error_fields(outcome)}
+            elif not outcome:
+                item.refused = True
+                reply = {"id": message.get("id"), "ok": True, "value": None}
+            else:
+                item.started, item.start_date, item.pid = True, now, pid
+                self._events.append(
+                    ExecutorEvent(
+                        key=item.workload.key,
+                        kind=EventKind.STARTED,
+                        start_date=now,
+                        pid=pid,
+                        hostname=hostname,
+                    )
+                )
+                reply = {"id": message.get("id"), "ok": True, "value": now.isoformat()}
+            self._reply(item, reply)
 
-    def _answer_start(
-        self,
-        item: _Try,
-        message: dict[str, Any],
-        error: BaseException | None,
-        decided: tuple[bool, datetime] | None = None,
-    ) -> None:
-        reply: dict[str, Any] = {"id": message.get("id"), "ok": True, "value": None}
+    def _start_one(self, request: tuple[str, TaskInstanceKey, int, str], now: datetime) -> Any:
+        """One handshake through ``start_task``: whether it may run, or what went wrong."""
+        ti_id, key, pid, hostname = request
         try:
-            if error is not None:
-                raise error
-            reply["value"] = self._start_try(item, message, decided)
+            return self.data.start_task(ti_id, key, pid=pid, hostname=hostname, now=now)
         except Exception as exc:
-            item.lost_reason = f"the start handshake failed: {type(exc).__name__}: {exc}"
-            reply = {"id": message.get("id"), "ok": False, **error_fields(exc)}
+            return exc
+
+    def _reply(self, item: _Try, reply: dict[str, Any]) -> None:
         if item.channel is not None:
             item.channel.send(reply)
             self._watch_write(item.channel, item)
@@ -637,49 +669,7 @@ class LocalExecutor(BaseExecutor):
             reply["value"] = serve_data_request(self.data, item.workload, message)
         except Exception as exc:
             reply = {"id": message.get("id"), "ok": False, **error_fields(exc)}
-        if item.channel is not None:
-            item.channel.send(reply)
-
-    def _start_try(
-        self,
-        item: _Try,
-        message: dict[str, Any],
-        decided: tuple[bool, datetime] | None = None,
-    ) -> str | None:
-        """The start handshake of one try; ``decided`` is the outcome of a batched one."""
-        from tradewind.sdk.timezone import utcnow
-
-        if item.started or item.refused:
-            raise TradewindError("the start handshake was already made for this try")
-        workload = item.workload
-        if self._stopping:
-            # Too late to start: handed back untouched (see end()).
-            item.refused = True
-            self.handed_back.append(workload)
-            return None
-        pid = int(message["pid"])
-        hostname = str(message.get("hostname") or self.hostname)
-        if decided is not None:
-            won, now = decided
-        else:
-            now = utcnow()
-            won = self.data.start_task(
-                workload.ti_id, workload.key, pid=pid, hostname=hostname, now=now
-            )
-        if not won:
-            item.refused = True
-            return None
-        item.started, item.start_date, item.pid = True, now, pid
-        self._events.append(
-            ExecutorEvent(
-                key=workload.key,
-                kind=EventKind.STARTED,
-                start_date=now,
-                pid=pid,
-                hostname=hostname,
-            )
-        )
-        return now.isoformat()
+        self._reply(item, reply)
 
     def _on_outcome(self, item: _Try, message: dict[str, Any]) -> None:
         if item.finished or not item.started:
@@ -758,7 +748,7 @@ class LocalExecutor(BaseExecutor):
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(worker.channel.sock)
         worker.channel.close()
-        status = self._reap_one(worker.pid) if worker.own_child and worker.pid else None
+        status = self._children.reap_now(worker.pid) if worker.own_child and worker.pid else None
         item = worker.current
         worker.current = None
         if item is not None:
@@ -793,35 +783,6 @@ class LocalExecutor(BaseExecutor):
                 worker.retiring = worker.culled = True
                 self._send(worker, {"op": "stop", "grace": self.kill_grace})
                 extra -= 1
-
-    def _reap_one(self, pid: int) -> str | None:
-        """A forked worker's exit status, waiting briefly (its channel closes just before)."""
-        for _ in range(50):
-            try:
-                waited, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                return None
-            if waited == pid:
-                if os.WIFSIGNALED(status):
-                    return describe_exit(None, os.WTERMSIG(status))
-                return describe_exit(os.waitstatus_to_exitcode(status), None)
-            time.sleep(0.001)
-        self._unreaped.append(pid)
-        return None
-
-    def _reap(self, wait: float = 0.0) -> None:
-        deadline = time.monotonic() + wait
-        while self._unreaped:
-            for pid in list(self._unreaped):
-                try:
-                    waited, _ = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    waited = pid
-                if waited == pid:
-                    self._unreaped.remove(pid)
-            if not self._unreaped or time.monotonic() >= deadline:
-                return
-            time.sleep(0.005)
 
     def _close_fds(self) -> None:
         for item in self._tries.values():
