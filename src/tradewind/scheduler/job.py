@@ -109,6 +109,36 @@ class _Timer:
     run: RunKey = field(compare=False)
 
 
+class _ViewFacts:
+    """Facts about one DAG version the scheduler uses on every step, derived once."""
+
+    def __init__(self, view: SerializedDAG) -> None:
+        self.view = view
+        #: whether any task is expanded at run time (else no task-map lengths are read)
+        self.has_mapping = any(d.mapping_source(t) is not None for t in view.tasks)
+        #: task id -> its direct downstream task ids
+        self.downstream = {t.task_id: t.downstream_task_ids for t in view.tasks}
+        self._counts: dict[tuple[str, bool], bool] = {}
+
+    def counts_suffice(self, task: Any, map_index: int) -> bool:
+        """Whether counting the states of every upstream instance is all the decision of an
+        instance of ``task`` needs: no setup upstream, not a mapped placeholder (it reads
+        which upstream results are missing), and no upstream whose instances pair up with
+        its own by map index."""
+        memo = (task.task_id, map_index >= 0)
+        found = self._counts.get(memo)
+        if found is None:
+            tasks = self.view.task_dict
+            ups = [tasks[u] for u in task.upstream_task_ids if u in tasks]
+            found = not any(getattr(u, "is_setup", False) for u in ups)
+            if map_index < 0:
+                found = found and d.mapping_source(task) is None
+            else:
+                found = found and not any(maps_per_index(task, u) for u in ups)
+            self._counts[memo] = found
+        return found
+
+
 class Scheduler(RunStarting, TryHandling):
     """See the module docstring. Single-threaded by design (it forks executor workers)."""
 
@@ -128,10 +158,10 @@ class Scheduler(RunStarting, TryHandling):
         self.on_run_finished = on_run_finished
         self.job_id: int | None = None
         self._views: dict[int, SerializedDAG] = {}
+        self._view_facts: dict[int, _ViewFacts] = {}
         # run -> task ids that changed (None: look at the whole run)
         self._dirty: dict[RunKey, set[str] | None] = {}
         self._probe: Callable[[], int] | None = None
-        self._mapping_memo: dict[int, bool] = {}
         self._pool_cache: dict[str, tuple[int, bool]] | None = None
         self._probe_value: int | None = None
         self._quick_poll = False
@@ -152,8 +182,6 @@ class Scheduler(RunStarting, TryHandling):
         self._cache = RunCache()
         #: set when the job row says this scheduler was declared dead: it must stop
         self.lost_job = False
-        self._downstream_memo: dict[int, dict[str, Any]] = {}
-        self._counts_memo: dict[tuple[int, str, bool], bool] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -331,41 +359,12 @@ class Scheduler(RunStarting, TryHandling):
             self._views[version_id] = view
         return view
 
-    def _has_mapping(self, view: SerializedDAG) -> bool:
-        """Whether any task of this DAG version is expanded at run time (else no task-map
-        lengths are needed, and the query is skipped)."""
-        key = id(view)
-        found = self._mapping_memo.get(key)
-        if found is None:
-            found = any(d.mapping_source(t) is not None for t in view.tasks)
-            self._mapping_memo[key] = found
-        return found
-
-    def _downstream_map(self, view: SerializedDAG) -> dict[str, Any]:
-        key = id(view)
-        found = self._downstream_memo.get(key)
-        if found is None:
-            found = {t.task_id: t.downstream_task_ids for t in view.tasks}
-            self._downstream_memo[key] = found
-        return found
-
-    def _counts_suffice(self, view: SerializedDAG, task: Any, map_index: int) -> bool:
-        """Whether counting the states of every upstream instance is all the decision of
-        this instance needs: no setup upstream, not a mapped placeholder (it reads which
-        upstream results are missing), and no upstream whose instances pair up with its own
-        by map index."""
-        memo = (id(view), task.task_id, map_index >= 0)
-        found = self._counts_memo.get(memo)
-        if found is None:
-            tasks = view.task_dict
-            ups = [tasks[u] for u in task.upstream_task_ids if u in tasks]
-            found = not any(getattr(u, "is_setup", False) for u in ups)
-            if map_index < 0:
-                found = found and d.mapping_source(task) is None
-            else:
-                found = found and not any(maps_per_index(task, u) for u in ups)
-            self._counts_memo[memo] = found
-        return found
+    def _facts(self, view: SerializedDAG) -> _ViewFacts:
+        """What the scheduler derives once from a DAG version (views are kept for good)."""
+        facts = self._view_facts.get(id(view))
+        if facts is None:
+            facts = self._view_facts[id(view)] = _ViewFacts(view)
+        return facts
 
     def _owns(self, run: DagRun) -> bool:
         """Whether this scheduler works on ``run`` (each running run has one scheduler)."""
@@ -393,11 +392,11 @@ class Scheduler(RunStarting, TryHandling):
             self._cache.drop(run_key)
             return
         view = self._view(s, run.dag_version_id)
-        tis = self._cache.get(s, run_key, self._downstream_map(view))
+        tis = self._cache.get(s, run_key, self._facts(view).downstream)
         snaps = tis.snaps
         # Recorded upstream lengths matter only to mapped placeholders: read them only when
         # one of those is to be decided.
-        lengths: dict[Any, int] | None = None if self._has_mapping(view) else {}
+        lengths: dict[Any, int] | None = None if self._facts(view).has_mapping else {}
         run_snap = loading.run_snapshot(s, run)
         decisions: dict[tuple[str, int], d.TaskDecision] = {}
         changed: set[str] = set()
@@ -422,7 +421,7 @@ class Scheduler(RunStarting, TryHandling):
             if lengths is None and key[1] < 0 and d.mapping_source(task) is not None:
                 lengths = loading.map_lengths(s, run, tis.instance_counts())
             counts = None
-            if self._counts_suffice(view, task, key[1]):
+            if self._facts(view).counts_suffice(task, key[1]):
                 ups: list[d.TISnapshot] = []
                 counts = tis.upstream_counts(key[0], task.upstream_task_ids)
             else:

@@ -18,7 +18,7 @@ The copy is only as good as that bookkeeping, so the rules are strict:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -55,7 +55,6 @@ _COLUMNS = (
     TaskInstance.reschedule_at,
     TaskInstance.start_date,
     TaskInstance.end_date,
-    TaskInstance.dag_version_id,
 )
 
 
@@ -66,7 +65,6 @@ class RunTIs:
 
     snaps: dict[TIKey, d.TISnapshot] = field(default_factory=dict)
     ids: dict[TIKey, str] = field(default_factory=dict)
-    versions: dict[TIKey, int | None] = field(default_factory=dict)
     by_task: dict[str, list[TIKey]] = field(default_factory=dict)
     #: per task, the keys of its instances waiting for a decision
     waiting: dict[str, set[TIKey]] = field(default_factory=dict)
@@ -98,7 +96,6 @@ class RunTIs:
             )
             self.snaps[key] = snap
             self.ids[key] = row.id
-            self.versions[key] = row.dag_version_id
             self._index(key, snap.state)
 
     def remove_task(self, task_id: str) -> None:
@@ -107,7 +104,6 @@ class RunTIs:
             snap = self.snaps.pop(key)
             self._unindex(key, snap.state)
             self.ids.pop(key, None)
-            self.versions.pop(key, None)
 
     def update(self, key: TIKey, **changes: Any) -> None:
         """Apply a change the scheduler wrote (``state=…``, ``try_number=…``, dates)."""
@@ -195,12 +191,6 @@ class RunCache:
     def __init__(self) -> None:
         self._runs: dict[RunKey, RunTIs] = {}
 
-    def __contains__(self, run: RunKey) -> bool:
-        return run in self._runs
-
-    def __iter__(self) -> Iterator[RunKey]:
-        return iter(self._runs)
-
     def get(self, s: Session, run: RunKey, downstream: Mapping[str, AbstractSet[str]]) -> RunTIs:
         """The run's instances, read from the database if there is no copy. ``downstream``
         maps each task id of the run's DAG version to its direct downstream task ids."""
@@ -232,10 +222,6 @@ class RunCache:
     def drop(self, run: RunKey) -> None:
         """Forget the copy: the next examination reads the run again."""
         self._runs.pop(run, None)
-
-    def clear(self) -> None:
-        """Forget every copy."""
-        self._runs.clear()
 
 
 def _select(s: Session, run: RunKey, task_id: str | None = None) -> list[Any]:
