@@ -18,7 +18,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import textwrap
 import time
 from collections import Counter
@@ -26,7 +25,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import process_support
 import pytest
+from process_support import kill_groups, run_cli, start_in_background, stop_gracefully
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -115,28 +116,11 @@ class Home:
         (self.dags / f"{name}.py").write_text(HEADER + textwrap.dedent(body).lstrip("\n"))
 
     def cli(self, *args: str) -> str:
-        proc = subprocess.run(
-            [sys.executable, "-m", "tradewind.cli.main", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-        return proc.stdout.strip()
+        return run_cli(self.env, *args)
 
     def start_scheduler(self, name: str) -> subprocess.Popen[bytes]:
-        """``tradewind scheduler`` in the background, in a session of its own, logging to a
-        file (a pipe nobody reads could fill up and stall it)."""
-        with open(self.root / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tradewind.cli.main", "scheduler"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        """``tradewind scheduler`` in the background, logging to ``<name>.log``."""
+        proc = start_in_background(self.env, self.root / f"{name}.log", "scheduler")
         self.processes.append(proc)
         return proc
 
@@ -163,11 +147,7 @@ class Home:
         return path.read_text().splitlines() if path.exists() else []
 
     def kill_all(self) -> None:
-        for proc in self.processes:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(10)
+        kill_groups(self.processes)
 
 
 @pytest.fixture
@@ -180,14 +160,7 @@ def home(tmp_path: Path) -> Iterator[Home]:
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting {timeout:g} s for {what}")
-        time.sleep(0.05)
+    return process_support.wait_for(what, check, timeout)
 
 
 def alive(pid: int) -> bool:
@@ -197,15 +170,6 @@ def alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
-
-
-def stop_gracefully(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise AssertionError("the scheduler did not stop on SIGTERM") from None
 
 
 def test_a_killed_task_process_is_detected_and_retried_or_failed(home: Home) -> None:

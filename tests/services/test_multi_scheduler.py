@@ -11,7 +11,6 @@ Real processes, a real server: each test gets a database of its own on 127.0.0.1
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -28,6 +27,14 @@ import pytest
 
 if TYPE_CHECKING:
     from conftest import PostgresServer
+
+# The helpers for real processes live with the end-to-end tests (tests/ is not a package).
+_E2E = str(Path(__file__).resolve().parent.parent / "e2e")
+if _E2E not in sys.path:
+    sys.path.insert(0, _E2E)
+
+import process_support  # noqa: E402
+from process_support import kill_groups, run_cli, start_in_background, stop_gracefully  # noqa: E402
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
@@ -101,26 +108,10 @@ class Cluster:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def cli(self, *args: str) -> str:
-        proc = subprocess.run(
-            [sys.executable, "-m", "tradewind.cli.main", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-        return proc.stdout.strip()
+        return run_cli(self.env, *args)
 
     def start_scheduler(self, name: str) -> subprocess.Popen[bytes]:
-        with open(self.root / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tradewind.cli.main", "scheduler"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = start_in_background(self.env, self.root / f"{name}.log", "scheduler")
         self.processes[name] = proc
         wait_for(f"scheduler {name} to start", lambda: "scheduler started" in self.log(name))
         return proc
@@ -146,11 +137,7 @@ class Cluster:
         return int(row[0])
 
     def kill_all(self) -> None:
-        for proc in self.processes.values():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(10)
+        kill_groups(self.processes.values())
 
 
 @pytest.fixture
@@ -174,23 +161,7 @@ def cluster(tmp_path: Path, postgres_server: PostgresServer) -> Iterator[Cluster
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting {timeout:g} s for {what}")
-        time.sleep(0.1)
-
-
-def stop_gracefully(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise AssertionError("a scheduler did not stop on SIGTERM") from None
+    return process_support.wait_for(what, check, timeout, interval=0.1)
 
 
 def trigger(cluster: Cluster, day: int, sleep: float = 0.4) -> str:
