@@ -35,6 +35,7 @@ __all__ = [
     "mark_state",
     "record_task_map",
     "scheduled_candidates",
+    "selected_tasks",
     "set_task_fields",
     "touch_runs",
 ]
@@ -330,9 +331,11 @@ def get_task_map(
 # -- clearing and marking ----------------------------------------------------------------------
 
 
-def _selected_tasks(
+def selected_tasks(
     view: SerializedDAG, task_ids: Iterable[str], *, upstream: bool, downstream: bool
 ) -> set[str]:
+    """``task_ids`` with, optionally, all their upstream and/or downstream tasks (what clear
+    and mark act on); raises for an unknown task id."""
     selected = set()
     for task_id in task_ids:
         task = view.get_task(task_id)
@@ -368,7 +371,7 @@ def clear_task_instances(
     from tradewind.serialization import SerializedDAG, deserialize_dag
 
     view = dag if isinstance(dag, SerializedDAG) else deserialize_dag(dag)
-    wanted = _selected_tasks(
+    wanted = selected_tasks(
         view,
         task_ids if task_ids is not None else view.task_ids,
         upstream=upstream,

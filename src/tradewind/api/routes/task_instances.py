@@ -371,12 +371,12 @@ def post_set_task_instances_state(
     """Mark a task and, optionally, its upstream and/or downstream tasks in one run."""
     run = db_runs.get_run(session, dag_id, body.dag_run_id)
     view = _version_view(session, run)
-    task = view.get_task(body.task_id)
-    wanted = {task.task_id}
-    if body.include_upstream:
-        wanted |= task.get_flat_relative_ids(upstream=True)
-    if body.include_downstream:
-        wanted |= task.get_flat_relative_ids(upstream=False)
+    wanted = db_tis.selected_tasks(
+        view,
+        [body.task_id],
+        upstream=body.include_upstream,
+        downstream=body.include_downstream,
+    )
     tis = db_tis.list_tis(session, dag_id, run.run_id, task_ids=wanted)
     return _mark(session, request, principal, run, tis, body.new_state, body.dry_run)
 
