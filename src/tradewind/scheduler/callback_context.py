@@ -30,12 +30,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from tradewind.errors import TradewindError, XComError
 from tradewind.sdk.context import Context
 from tradewind.sdk.params import NOTSET, ArgNotSet
 from tradewind.sdk.xcom_arg import XCOM_RETURN_KEY
+from tradewind.sdk.xcom_pull import XComReader
 from tradewind.state import TaskState
 
 __all__ = [
@@ -47,18 +48,6 @@ __all__ = [
     "pick_task_instance",
     "run_from_fields",
 ]
-
-
-class XComReader(Protocol):
-    """The XCom reads a DAG callback may do (``DbTaskDataService`` provides them)."""
-
-    def get_xcom(self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int) -> Any:
-        """The decoded value; raises ``KeyError`` when there is none."""
-        ...
-
-    def get_xcom_map_indexes(self, dag_id: str, run_id: str, task_id: str, key: str) -> list[int]:
-        """The map indexes (ascending) with a value under ``key``."""
-        ...
 
 
 class CallbackTaskInstance:
